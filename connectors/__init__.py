@@ -1,0 +1,1 @@
+"""Edges: file readers, Kafka, HTTP, webhooks, registries."""

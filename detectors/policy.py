@@ -1,0 +1,162 @@
+"""Drift decisions: which statistic decides, at which threshold, and how many features make
+dataset drift.
+
+Defaults, and why (see docs/statistics.md for the longer story):
+
+* Windows of at least ``min_rows_for_distance = 1000`` values decide on an effect-size
+  distance, **PSI ≥ 0.1** for numeric and categorical features alike. 0.1 is the "moderate
+  shift" line of credit-risk practice (0.1 / 0.25, Siddiqi 2006). With no drift, PSI over B
+  bins behaves like χ²_{B−1}·(1/n + 1/N) (Yurdakul 2018): at n = 1000 and 10 bins its 99.9th
+  percentile is ≈0.03, so a stationary window does not reach 0.1, while a 0.5-std mean shift
+  gives PSI ≈ 0.23. A distance does not shrink towards "significant" as windows grow, which
+  is the false-alarm trap of p-values on large windows.
+* Smaller windows are too noisy for a fixed distance (PSI's null mean grows as (B−1)/n), so,
+  as Evidently does for small data, they decide on a test: KS for numeric, χ² for
+  categorical, at ``alpha = 0.05`` after Benjamini-Hochberg correction across the features
+  of the window.
+* A window shows **dataset drift** when at least ``drift_share = 0.5`` of its features drift
+  (Evidently's default share).
+* Thresholds calibrated for a baseline (``driftline baseline build --calibrate``) replace
+  the fixed distance threshold per feature, at every window size.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .multiple import benjamini_hochberg
+from .statistics import CategoricalStatistics, NumericStatistics
+
+DEFAULT_THRESHOLD = 0.1
+DEFAULT_MIN_ROWS_FOR_DISTANCE = 1000
+DEFAULT_ALPHA = 0.05
+DEFAULT_DRIFT_SHARE = 0.5
+
+
+class Statistic(enum.StrEnum):
+    """A distance a drift decision can rest on (the field names of the output contract)."""
+
+    PSI = "psi"
+    JS_DISTANCE = "js_distance"
+    WASSERSTEIN = "wasserstein"
+    KS_STATISTIC = "ks_statistic"
+    LINF = "linf"
+
+
+NUMERIC_STATISTICS = frozenset(
+    {Statistic.PSI, Statistic.JS_DISTANCE, Statistic.WASSERSTEIN, Statistic.KS_STATISTIC}
+)
+CATEGORICAL_STATISTICS = frozenset({Statistic.PSI, Statistic.JS_DISTANCE, Statistic.LINF})
+
+
+class Method(enum.StrEnum):
+    """How a feature's decision was made in a window."""
+
+    DISTANCE = "distance"
+    TEST = "test"
+    NONE = "none"
+    """No values to decide on (empty window, or the column is absent)."""
+
+
+FeatureStatistics = NumericStatistics | CategoricalStatistics
+
+
+@dataclass(frozen=True)
+class FeatureDecision:
+    drift: bool
+    method: Method
+    statistic: str
+    """Name of the field decided on (a distance, ``ks_pvalue`` or ``chi2_pvalue``)."""
+    value: float
+    threshold: float
+    """Distance threshold, or alpha for a test (applied to the BH-adjusted p-value)."""
+    adjusted_pvalue: float = math.nan
+
+
+@dataclass(frozen=True)
+class WindowDecision:
+    features: Mapping[str, FeatureDecision]
+    share: float
+    drift: bool
+
+    @property
+    def drifted(self) -> list[str]:
+        return [name for name, d in self.features.items() if d.drift]
+
+
+@dataclass(frozen=True)
+class DriftPolicy:
+    """Thresholds and rules; validated once, then shared by every window."""
+
+    numeric_statistic: Statistic = Statistic.PSI
+    categorical_statistic: Statistic = Statistic.PSI
+    threshold: float = DEFAULT_THRESHOLD
+    min_rows_for_distance: int = DEFAULT_MIN_ROWS_FOR_DISTANCE
+    alpha: float = DEFAULT_ALPHA
+    drift_share: float = DEFAULT_DRIFT_SHARE
+    calibrated: Mapping[str, float] = field(default_factory=dict)
+    """Per-feature thresholds on the feature's decision statistic, from calibration."""
+
+    def __post_init__(self) -> None:
+        if self.numeric_statistic not in NUMERIC_STATISTICS:
+            raise ValueError(f"numeric_statistic cannot be {self.numeric_statistic!s}")
+        if self.categorical_statistic not in CATEGORICAL_STATISTICS:
+            raise ValueError(f"categorical_statistic cannot be {self.categorical_statistic!s}")
+        if not (self.threshold > 0 and math.isfinite(self.threshold)):
+            raise ValueError(f"threshold must be a positive number, got {self.threshold}")
+        if self.min_rows_for_distance < 0:
+            raise ValueError(
+                f"min_rows_for_distance must be >= 0, got {self.min_rows_for_distance}"
+            )
+        if not 0 < self.alpha < 1:
+            raise ValueError(f"alpha must be in (0, 1), got {self.alpha}")
+        if not 0 < self.drift_share <= 1:
+            raise ValueError(f"drift_share must be in (0, 1], got {self.drift_share}")
+
+    def statistic_for(self, stats: FeatureStatistics) -> Statistic:
+        if isinstance(stats, NumericStatistics):
+            return self.numeric_statistic
+        return self.categorical_statistic
+
+    def threshold_for(self, name: str) -> float:
+        return self.calibrated.get(name, self.threshold)
+
+    def decide(self, window: Mapping[str, FeatureStatistics | None]) -> WindowDecision:
+        """Decide every feature of one window, then the dataset.
+
+        ``None`` stands for a feature with no data in the window (e.g. absent column): it
+        does not drift and does not count in the share.
+        """
+        decisions: dict[str, FeatureDecision] = {}
+        tested: list[tuple[str, str, float]] = []
+        for name, stats in window.items():
+            if stats is None or stats.n == 0:
+                decisions[name] = FeatureDecision(False, Method.NONE, "", math.nan, math.nan)
+                continue
+            if name in self.calibrated or stats.n >= self.min_rows_for_distance:
+                stat = self.statistic_for(stats)
+                value = float(getattr(stats, stat.value))
+                limit = self.threshold_for(name)
+                decisions[name] = FeatureDecision(
+                    bool(value >= limit), Method.DISTANCE, stat.value, value, limit
+                )
+            elif isinstance(stats, NumericStatistics):
+                tested.append((name, "ks_pvalue", stats.ks_pvalue))
+            else:
+                tested.append((name, "chi2_pvalue", stats.chi2_pvalue))
+        if tested:
+            adjusted = benjamini_hochberg(np.array([p for _, _, p in tested]))
+            for (name, field_name, p), adj in zip(tested, adjusted, strict=True):
+                drift = bool(adj < self.alpha)  # NaN compares False
+                decisions[name] = FeatureDecision(
+                    drift, Method.TEST, field_name, p, self.alpha, float(adj)
+                )
+        decided = [d for d in decisions.values() if d.method is not Method.NONE]
+        share = sum(d.drift for d in decided) / len(decided) if decided else 0.0
+        ordered = {name: decisions[name] for name in window}
+        return WindowDecision(ordered, share, bool(decided) and share >= self.drift_share)

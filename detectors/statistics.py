@@ -1,0 +1,137 @@
+"""One window of one column compared with its frozen reference: every statistic at once."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .binning import _bin_counts_sorted, proportions
+from .chi2 import _chi2
+from .jensen_shannon import _js_distance
+from .ks import ks_sorted
+from .linf import _linf
+from .psi import PSI_EPSILON, _psi
+from .quality import bucket_counts, out_of_range_sorted, split_sorted
+from .reference import CategoricalReference, NumericReference
+from .wasserstein import normaliser, wasserstein_sorted
+
+
+@dataclass(frozen=True)
+class NumericStatistics:
+    """Statistics of a numeric window. Distribution statistics use the finite values only
+    and are NaN when there are none."""
+
+    count: int
+    """Rows in the window, whatever their value."""
+    n: int
+    """Finite values, the ones the distribution statistics use."""
+    psi: float
+    ks_statistic: float
+    ks_pvalue: float
+    js_distance: float
+    wasserstein: float
+    missing: int
+    nonfinite: int
+    out_of_range: int
+    type_errors: int
+    bin_counts: NDArray[np.int64]
+
+    @property
+    def missing_rate(self) -> float:
+        return self.missing / self.count if self.count else math.nan
+
+
+@dataclass(frozen=True)
+class CategoricalStatistics:
+    """Statistics of a categorical window over the reference buckets (top-K + ``__other__``)."""
+
+    count: int
+    n: int
+    """Non-missing values."""
+    psi: float
+    linf: float
+    chi2_statistic: float
+    chi2_pvalue: float
+    js_distance: float
+    missing: int
+    unseen: int
+    type_errors: int
+    bucket_counts: NDArray[np.int64]
+
+    @property
+    def missing_rate(self) -> float:
+        return self.missing / self.count if self.count else math.nan
+
+    @property
+    def unseen_rate(self) -> float:
+        return self.unseen / self.n if self.n else math.nan
+
+
+def numeric_statistics(
+    ref: NumericReference, values: NDArray[np.float64], type_errors: int = 0
+) -> NumericStatistics:
+    """Compare a window of float64 values (NaN for missing) with ``ref``."""
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim != 1:
+        raise ValueError(f"a window must be 1-D, got shape {arr.shape}")
+    ordered = np.sort(arr)  # NumPy's vectorised sort; NaN sorts last
+    lo, hi, n_inf, n_nan = split_sorted(ordered)
+    cur = ordered[lo:hi]
+    n = cur.shape[0]
+    counts = _bin_counts_sorted(cur, ref.edges)
+    if n == 0 or ref.sample.shape[0] == 0:
+        nan = math.nan
+        return NumericStatistics(
+            arr.shape[0], n, nan, nan, nan, nan, nan, n_nan, n_inf, 0, type_errors, counts
+        )
+    cur_props = counts / n
+    d, p = ks_sorted(ref.sample, cur)
+    w1 = wasserstein_sorted(ref.sample, ref.integral, cur) / normaliser(ref.std)
+    oor = out_of_range_sorted(cur, ref.min, ref.max)
+    return NumericStatistics(
+        count=arr.shape[0],
+        n=n,
+        psi=float(_psi(ref.proportions, cur_props, PSI_EPSILON)),
+        ks_statistic=float(d),
+        ks_pvalue=float(p),
+        js_distance=float(_js_distance(ref.proportions, cur_props)),
+        wasserstein=float(w1),
+        missing=n_nan,
+        nonfinite=n_inf,
+        out_of_range=int(oor),
+        type_errors=type_errors,
+        bin_counts=counts,
+    )
+
+
+def categorical_statistics(
+    ref: CategoricalReference, codes: NDArray[np.int64], type_errors: int = 0
+) -> CategoricalStatistics:
+    """Compare a window of category codes (see :meth:`CategoricalReference.encode`) with ``ref``."""
+    c = np.ascontiguousarray(codes, dtype=np.int64)
+    k = ref.proportions.shape[0]
+    counts, missing, unseen = bucket_counts(c, k)
+    n = int(counts.sum())
+    if n == 0:
+        nan = math.nan
+        return CategoricalStatistics(
+            c.shape[0], 0, nan, nan, nan, nan, nan, missing, unseen, type_errors, counts
+        )
+    cur_props = proportions(counts)
+    stat, p = _chi2(counts, ref.proportions, PSI_EPSILON)
+    return CategoricalStatistics(
+        count=c.shape[0],
+        n=n,
+        psi=float(_psi(ref.proportions, cur_props, PSI_EPSILON)),
+        linf=float(_linf(ref.proportions, cur_props)),
+        chi2_statistic=float(stat),
+        chi2_pvalue=float(p),
+        js_distance=float(_js_distance(ref.proportions, cur_props)),
+        missing=missing,
+        unseen=unseen,
+        type_errors=type_errors,
+        bucket_counts=counts,
+    )

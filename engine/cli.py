@@ -1,0 +1,281 @@
+"""The ``driftline`` command line.
+
+Exit codes: 0 success; 1 drift found, only with ``replay --fail-on-drift``; 2 bad input
+(an option, a file, a baseline), with a one-line reason on stderr naming what is at fault.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from driftline import __version__
+from driftline.exceptions import DriftlineError
+
+EXIT_OK = 0
+EXIT_DRIFT = 1
+EXIT_USAGE = 2
+
+
+def _names(text: str | None) -> tuple[str, ...]:
+    return tuple(x.strip() for x in text.split(",") if x.strip()) if text else ()
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got '{text}'") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {value}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="driftline",
+        description="Streaming drift and model-quality monitor.",
+        epilog="Example: driftline example data/ && "
+        "driftline baseline build data/training.parquet -o data/fraud.dlb "
+        "--prediction score --label label && "
+        "driftline replay data/serving.parquet --baseline data/fraud.dlb --window 5000",
+    )
+    p.add_argument("--version", action="version", version=f"driftline {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    b = sub.add_parser("baseline", help="build or inspect a baseline file")
+    bsub = b.add_subparsers(dest="baseline_command", required=True, metavar="SUBCOMMAND")
+    build = bsub.add_parser(
+        "build",
+        help="build a baseline from training data (Parquet, CSV, JSONL, Arrow)",
+        description="Read a training (or reference) dataset and write a baseline file: per "
+        "numeric column quantile bin edges, proportions, a sorted sample, count, mean, std, "
+        "min, max and missing rate; per categorical column the top-K category mix.",
+        epilog="Example: driftline baseline build training.parquet -o fraud.dlb "
+        "--categorical country --prediction score --label label "
+        "--calibrate --window 5000 --false-alarm-rate 0.01",
+    )
+    build.add_argument("data", help="training data file (.parquet .csv .jsonl .arrow)")
+    build.add_argument("-o", "--output", required=True, help="baseline file to write (.dlb)")
+    build.add_argument("--categorical", help="columns to treat as categorical (comma-separated)")
+    build.add_argument("--numeric", help="columns to treat as numeric (comma-separated)")
+    build.add_argument("--exclude", help="columns to leave out (ids, timestamps, …)")
+    build.add_argument("--prediction", help="the model's prediction (score or class) column")
+    build.add_argument("--label", help="the ground-truth label column")
+    build.add_argument("--bins", type=_positive, default=10, help="quantile bins (default 10)")
+    build.add_argument(
+        "--sample", type=_positive, default=100_000, help="reference sample size (default 100000)"
+    )
+    build.add_argument("--top-k", type=_positive, default=50, help="categories kept (default 50)")
+    build.add_argument("--seed", type=int, default=0, help="seed of the reservoir sample")
+    build.add_argument("--model", help="model name to record in the baseline")
+    build.add_argument("--model-version", help="model version to record in the baseline")
+    build.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="store per-feature thresholds that hit --false-alarm-rate on windows of --window rows",
+    )
+    build.add_argument("--window", type=_positive, help="window size to calibrate for (rows)")
+    build.add_argument(
+        "--false-alarm-rate", type=_rate, default=0.01, help="per-feature rate (default 0.01)"
+    )
+    build.add_argument("--resamples", type=_positive, help="bootstrap windows per feature")
+    build.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+    show = bsub.add_parser("show", help="summarise a baseline file")
+    show.add_argument("baseline")
+    show.add_argument("--format", choices=["table", "json"], default="table")
+
+    r = sub.add_parser(
+        "replay",
+        help="compare a serving-data file with a baseline, window by window",
+        description="Stream a data file through tumbling windows (by rows, or by event time "
+        "with --time-column) and compare every window with the baseline. jsonl prints one "
+        "record per closed window (the output contract); table prints a readable summary.",
+        epilog="Examples: driftline replay serving.parquet --baseline fraud.dlb --window 10000 "
+        "--format jsonl -o windows.jsonl ;  driftline replay serving.parquet --baseline "
+        "fraud.dlb --time-column ts --window 5m",
+    )
+    r.add_argument("data", help="serving data file (.parquet .csv .jsonl .arrow)")
+    r.add_argument("--baseline", required=True, help="baseline file from 'baseline build'")
+    r.add_argument("--window", required=True, help="rows per window (10000) or a duration (5m)")
+    r.add_argument("--time-column", help="event-time column (epoch seconds, timestamp, ISO-8601)")
+    r.add_argument("--lateness", help="allowed lateness for event-time windows (e.g. 30s)")
+    r.add_argument("--format", choices=["jsonl", "table"], default="table")
+    r.add_argument("-o", "--output", help="write here instead of standard output")
+    r.add_argument("--model", help="model name in records (default: the baseline's, or its file name)")
+    r.add_argument("--model-version", help="model version in records (default: the baseline's, or 0)")
+    r.add_argument("--threshold", type=float, help="distance threshold (default 0.1)")
+    r.add_argument("--min-rows", type=int, help="windows smaller than this use tests (default 1000)")
+    r.add_argument("--alpha", type=float, help="test level after BH correction (default 0.05)")
+    r.add_argument("--drift-share", type=float, help="share of drifted features for dataset drift (default 0.5)")
+    r.add_argument("--fail-on-drift", action="store_true", help="exit 1 if any window drifted")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+    e = sub.add_parser(
+        "example",
+        help="write the example fraud dataset (training + drifting serving data)",
+        description="Generate a seeded example: training.parquet (a fraud model's training "
+        "set, with its scores and labels) and serving.parquet (traffic in which, part-way, "
+        "amounts shift, a new country appears and an upstream field breaks).",
+    )
+    e.add_argument("directory", help="where to write the files")
+    e.add_argument("--rows", type=_positive, default=50_000, help="training rows (default 50000)")
+    e.add_argument("--serving-rows", type=_positive, default=60_000, help="serving rows")
+    e.add_argument("--seed", type=int, default=7)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "baseline" and args.baseline_command == "build":
+            return _baseline_build(args)
+        if args.command == "baseline":
+            return _baseline_show(args)
+        if args.command == "replay":
+            return _replay(args)
+        return _example(args)
+    except DriftlineError as exc:
+        print(f"driftline: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+def _baseline_build(args: argparse.Namespace) -> int:
+    from driftline import baseline as bl
+    from driftline.build import BuildOptions, build_from_file
+    from driftline.calibrate import calibrate
+    from driftline.exceptions import ConfigError
+    from driftline.output import Progress
+
+    if args.calibrate and args.window is None:
+        raise ConfigError("--calibrate needs --window (the window size to calibrate for)")
+    if args.window is not None and not args.calibrate:
+        raise ConfigError("--window is only used with --calibrate")
+    opts = BuildOptions(
+        categorical=_names(args.categorical),
+        numeric=_names(args.numeric),
+        exclude=_names(args.exclude),
+        prediction=args.prediction,
+        label=args.label,
+        bins=args.bins,
+        sample=args.sample,
+        top_k=args.top_k,
+        seed=args.seed,
+        model=args.model,
+        version=args.model_version,
+    )
+    prog = Progress(not args.quiet)
+    t0 = time.perf_counter()
+    baseline, report = build_from_file(
+        args.data, opts, progress=lambda n: prog.update(f"read {n:,} rows")
+    )
+    if args.calibrate:
+        prog.update("calibrating thresholds", force=True)
+        baseline = calibrate(
+            baseline,
+            window=args.window,
+            false_alarm_rate=args.false_alarm_rate,
+            resamples=args.resamples,
+            seed=args.seed,
+        )
+    path = bl.save(baseline, args.output)
+    prog.done()
+    if not args.quiet:
+        kinds = [c.kind for c in baseline.columns]
+        print(
+            f"wrote {path}: {report.rows:,} rows, {kinds.count('numeric')} numeric and "
+            f"{kinds.count('categorical')} categorical columns in {time.perf_counter() - t0:.1f}s",
+            file=sys.stderr,
+        )
+        for name, why in report.inferred.items():
+            print(f"  {name}: {why}", file=sys.stderr)
+        for name, why in report.skipped.items():
+            print(f"  skipped {name}: {why}", file=sys.stderr)
+        if baseline.calibration is not None:
+            cal = baseline.calibration
+            print(
+                f"  calibrated for windows of {cal.window} rows at a false-alarm rate of "
+                f"{cal.false_alarm_rate} ({cal.resamples} resamples per column)",
+                file=sys.stderr,
+            )
+    return EXIT_OK
+
+
+def _baseline_show(args: argparse.Namespace) -> int:
+    import orjson
+
+    from driftline import baseline as bl
+    from driftline.detectors import NumericReference
+
+    b = bl.load(args.baseline)
+    rows = []
+    for c in b.columns:
+        ref = c.reference
+        row: dict[str, object] = {"name": c.name, "role": c.role.value, "type": c.kind}
+        row["count"] = ref.count
+        row["missing_rate"] = ref.missing_rate
+        if isinstance(ref, NumericReference):
+            row.update(mean=ref.mean, std=ref.std, min=ref.min, max=ref.max, bins=len(ref.proportions))
+        else:
+            row.update(categories=len(ref.categories), top=list(ref.categories[:5]))
+        if b.calibration is not None and c.name in b.calibration.thresholds:
+            row["calibrated_threshold"] = b.calibration.thresholds[c.name]
+        rows.append(row)
+    if args.format == "json":
+        info = {"model": b.model, "version": b.version, "created": b.created, "columns": rows}
+        sys.stdout.write(orjson.dumps(info, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return EXIT_OK
+    print(f"baseline {args.baseline}: model {b.model or '-'} version {b.version or '-'}, built {b.created}")
+    for row in rows:
+        extra = (
+            f"mean {row['mean']:.4g} std {row['std']:.4g} range [{row['min']:.4g}, {row['max']:.4g}]"
+            if row["type"] == "numeric"
+            else f"{row['categories']} categories, top: {', '.join(map(str, row['top']))}"  # type: ignore[call-overload]
+        )
+        print(f"  {row['name']:<20} {row['role']:<10} {row['type']:<11} missing {row['missing_rate']:.2%}  {extra}")
+    return EXIT_OK
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from driftline.replay import ReplayOptions, replay
+
+    opts = ReplayOptions(
+        data=args.data,
+        baseline=args.baseline,
+        window=args.window,
+        time_column=args.time_column,
+        lateness=args.lateness,
+        model=args.model,
+        version=args.model_version,
+        threshold=args.threshold,
+        min_rows=args.min_rows,
+        alpha=args.alpha,
+        drift_share=args.drift_share,
+    )
+    drifted = replay(opts, fmt=args.format, output=args.output, quiet=args.quiet)
+    return EXIT_DRIFT if (args.fail_on_drift and drifted) else EXIT_OK
+
+
+def _example(args: argparse.Namespace) -> int:
+    from driftline.example import write_example
+
+    paths = write_example(Path(args.directory), rows=args.rows, serving_rows=args.serving_rows, seed=args.seed)
+    for p in paths:
+        print(f"wrote {p}", file=sys.stderr)
+    return EXIT_OK

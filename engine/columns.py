@@ -1,0 +1,101 @@
+"""Arrow columns to the arrays the detectors take, counting type errors on the way.
+
+A numeric feature becomes float64 with NaN for missing; a value that is not a number (a
+string that does not parse, a nested value) is a *type error*: counted, and treated as
+missing for the statistics. A categorical feature becomes bucket codes (see
+:meth:`driftline.detectors.CategoricalReference.encode`) computed in Arrow's C++ kernels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from numpy.typing import NDArray
+
+from driftline.detectors import CategoricalReference
+
+
+def is_numeric_type(t: pa.DataType) -> bool:
+    return bool(pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t))
+
+
+def is_categorical_type(t: pa.DataType) -> bool:
+    return bool(
+        pa.types.is_string(t)
+        or pa.types.is_large_string(t)
+        or pa.types.is_boolean(t)
+        or pa.types.is_dictionary(t)
+    )
+
+
+def to_float(arr: pa.Array | pa.ChunkedArray) -> tuple[NDArray[np.float64], int]:
+    """(float64 values with NaN for missing, number of type errors)."""
+    t = arr.type
+    if is_numeric_type(t) or pa.types.is_boolean(t) or pa.types.is_null(t):
+        out = pc.cast(arr, pa.float64())
+        return np.asarray(out.to_numpy(zero_copy_only=False), dtype=np.float64), 0
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        try:
+            out = pc.cast(arr, pa.float64())
+            return np.asarray(out.to_numpy(zero_copy_only=False), dtype=np.float64), 0
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return _parse_slowly(arr.to_pylist())
+    # timestamps, lists, structs…: no number here; every present value is a type error
+    values = np.full(len(arr), np.nan)
+    return values, len(arr) - arr.null_count
+
+
+def _parse_slowly(items: list[object]) -> tuple[NDArray[np.float64], int]:
+    out = np.empty(len(items), dtype=np.float64)
+    errors = 0
+    for i, v in enumerate(items):
+        if v is None:
+            out[i] = np.nan
+            continue
+        try:
+            out[i] = float(v)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            out[i] = np.nan
+            errors += 1
+    return out, errors
+
+
+def to_strings(arr: pa.Array | pa.ChunkedArray) -> tuple[pa.Array | pa.ChunkedArray, int]:
+    """Category values as strings (booleans as ``true``/``false``, numbers in their plain
+    form), and the number of values that have no string form (type errors, made null)."""
+    t = arr.type
+    if pa.types.is_string(t):
+        return arr, 0
+    if pa.types.is_dictionary(t):
+        arr = pc.cast(arr, t.value_type)
+        t = arr.type
+    if pa.types.is_floating(t):
+        # 3.0 and 3 are the same category: integral floats print as integers
+        as_int = pc.cast(arr, pa.int64(), safe=False)
+        integral = pc.equal(pc.cast(as_int, t), arr)
+        arr = pc.if_else(integral, pc.cast(as_int, pa.string()), pc.cast(arr, pa.string()))
+        return arr, 0
+    try:
+        return pc.cast(arr, pa.string()), 0
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        nulls = pa.nulls(len(arr), pa.string())
+        return nulls, len(arr) - arr.null_count
+
+
+class CategoryEncoder:
+    """Encodes Arrow columns against one categorical reference (vocabulary set built once)."""
+
+    def __init__(self, reference: CategoricalReference) -> None:
+        self.reference = reference
+        self._k = len(reference.categories)
+        self._vocab = pa.array(list(reference.vocabulary), type=pa.string())
+
+    def encode(self, arr: pa.Array | pa.ChunkedArray) -> tuple[NDArray[np.int64], int]:
+        strings, type_errors = to_strings(arr)
+        idx = pc.index_in(strings, value_set=self._vocab)
+        codes = pc.fill_null(idx, -2).to_numpy(zero_copy_only=False).astype(np.int64)
+        np.minimum(codes, self._k, out=codes)
+        missing = pc.is_null(strings).to_numpy(zero_copy_only=False)
+        codes[missing] = -1
+        return codes, type_errors

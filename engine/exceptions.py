@@ -1,0 +1,19 @@
+"""Errors of the engine. Every message names the subject, the bad value and the fix."""
+
+from __future__ import annotations
+
+
+class DriftlineError(Exception):
+    """Root of every error driftline raises on purpose."""
+
+
+class ConfigError(DriftlineError):
+    """A command-line option or configuration value is invalid."""
+
+
+class DataError(DriftlineError):
+    """A data file cannot be read, or does not have the columns asked for."""
+
+
+class BaselineError(DriftlineError):
+    """A baseline file is missing, corrupt, or from a newer driftline."""

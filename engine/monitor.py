@@ -1,0 +1,206 @@
+"""Compare windows of one model version with its baseline and shape the output record.
+
+The record is the output contract of DESIGN.md: ``model``, ``version``, ``kind``, ``window``,
+``features`` (per column its statistics and ``drift``), ``prediction``, ``quality``,
+``dataset_drift`` and ``health``. Health for a single window: ``critical`` when the dataset
+drifts, ``warning`` when any feature or the prediction drifts or a baseline column is
+absent, ``ok`` otherwise (the engine's hysteresis over windows comes on top of this).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from driftline.baseline import Baseline, Column
+from driftline.columns import CategoryEncoder, to_float
+from driftline.detectors import (
+    CategoricalReference,
+    CategoricalStatistics,
+    DriftPolicy,
+    FeatureDecision,
+    Method,
+    NumericReference,
+    NumericStatistics,
+    Statistic,
+    categorical_statistics,
+    numeric_statistics,
+)
+from driftline.windows import Window
+
+Stats = NumericStatistics | CategoricalStatistics
+
+
+def policy_for(baseline: Baseline, base: DriftPolicy | None = None) -> DriftPolicy:
+    """The policy to use with ``baseline``: calibrated thresholds when it has them."""
+    policy = base or DriftPolicy()
+    cal = baseline.calibration
+    if cal is None:
+        return policy
+    return DriftPolicy(
+        numeric_statistic=Statistic(cal.numeric_statistic),
+        categorical_statistic=Statistic(cal.categorical_statistic),
+        threshold=policy.threshold,
+        min_rows_for_distance=policy.min_rows_for_distance,
+        alpha=policy.alpha,
+        drift_share=policy.drift_share,
+        calibrated=dict(cal.thresholds),
+    )
+
+
+def _num(x: float) -> float | None:
+    return None if math.isnan(x) or math.isinf(x) else x
+
+
+def _rate(num: int, den: int) -> float | None:
+    return num / den if den else None
+
+
+@dataclass
+class Monitor:
+    """Windows of one model version against its baseline."""
+
+    baseline: Baseline
+    policy: DriftPolicy
+    model: str
+    version: str
+    kind: str = "skew"
+
+    def __post_init__(self) -> None:
+        self._encoders = {
+            c.name: CategoryEncoder(c.reference)
+            for c in self.baseline.monitored
+            if isinstance(c.reference, CategoricalReference)
+        }
+
+    def absent_columns(self, names: list[str]) -> list[str]:
+        have = set(names)
+        return [c.name for c in self.baseline.monitored if c.name not in have]
+
+    def statistics(self, column: Column, arr: pa.ChunkedArray | pa.Array) -> Stats:
+        ref = column.reference
+        if isinstance(ref, NumericReference):
+            values, errors = to_float(arr)
+            return numeric_statistics(ref, values, errors)
+        codes, errors = self._encoders[column.name].encode(arr)
+        return categorical_statistics(ref, codes, errors)
+
+    def record(self, window: Window) -> dict[str, Any]:
+        table = window.table
+        names = table.column_names
+        stats: dict[str, Stats | None] = {}
+        for col in self.baseline.monitored:
+            stats[col.name] = self.statistics(col, table.column(col.name)) if col.name in names else None
+        pred = self.baseline.prediction
+        feature_stats = {c.name: stats[c.name] for c in self.baseline.features}
+        decision = self.policy.decide(feature_stats)
+        pred_decision = self.policy.decide({pred.name: stats[pred.name]}) if pred else None
+
+        features = {
+            c.name: self._feature(c, stats[c.name], decision.features[c.name])
+            for c in self.baseline.features
+        }
+        absent = [name for name, s in stats.items() if s is None]
+        quality = {
+            "type_errors": sum(s.type_errors for s in stats.values() if s is not None),
+            "missing_fields": len(absent),
+            "late_events": window.late_events,
+            "invalid_time": window.invalid_time,
+        }
+        reasons = [
+            f"{name}: {d.statistic} {d.value:.4g} {'>=' if d.method is Method.DISTANCE else '<'} "
+            f"{d.threshold:.4g}" + (f" (BH-adjusted p {d.adjusted_pvalue:.3g})" if d.method is Method.TEST else "")
+            for name, d in decision.features.items()
+            if d.drift
+        ]
+        pred_drift = bool(pred_decision and pred_decision.features[pred.name].drift)  # type: ignore[union-attr]
+        if pred_drift and pred is not None:
+            reasons.append(f"prediction {pred.name} drifted")
+        if absent:
+            reasons.append(f"absent from the data: {', '.join(absent)}")
+        if decision.drift:
+            health = "critical"
+        elif reasons:
+            health = "warning"
+        else:
+            health = "ok"
+        out: dict[str, Any] = {
+            "model": self.model,
+            "version": self.version,
+            "kind": self.kind,
+            "window": {
+                "index": window.index,
+                "start": window.start,
+                "end": window.end,
+                "count": window.count,
+                "partial": window.partial,
+            },
+            "features": features,
+            "prediction": (
+                self._feature(pred, stats[pred.name], pred_decision.features[pred.name])  # type: ignore[union-attr]
+                if pred is not None
+                else None
+            ),
+            "quality": quality,
+            "dataset_drift": {
+                "share": decision.share,
+                "drift": decision.drift,
+                "threshold": self.policy.drift_share,
+            },
+            "health": health,
+            "reasons": reasons,
+        }
+        return out
+
+    def _feature(self, col: Column, s: Stats | None, d: FeatureDecision) -> dict[str, Any]:
+        entry: dict[str, Any]
+        if s is None:
+            return {"type": col.kind, "absent": True, "missing_rate": 1.0, "drift": False}
+        if isinstance(s, NumericStatistics):
+            entry = {
+                "type": "numeric",
+                "psi": _num(s.psi),
+                "ks_statistic": _num(s.ks_statistic),
+                "ks_pvalue": _num(s.ks_pvalue),
+                "js_distance": _num(s.js_distance),
+                "wasserstein": _num(s.wasserstein),
+                "missing_rate": _rate(s.missing, s.count),
+                "nonfinite_rate": _rate(s.nonfinite, s.count),
+                "out_of_range_rate": _rate(s.out_of_range, s.n),
+                "type_errors": s.type_errors,
+            }
+        else:
+            entry = {
+                "type": "categorical",
+                "psi": _num(s.psi),
+                "linf": _num(s.linf),
+                "chi2_pvalue": _num(s.chi2_pvalue),
+                "js_distance": _num(s.js_distance),
+                "unseen_rate": _rate(s.unseen, s.n),
+                "missing_rate": _rate(s.missing, s.count),
+                "type_errors": s.type_errors,
+            }
+        entry["drift"] = d.drift
+        entry["decision"] = {
+            "method": d.method.value,
+            "statistic": d.statistic or None,
+            "threshold": _num(d.threshold),
+        }
+        if d.method is Method.TEST:
+            entry["decision"]["adjusted_pvalue"] = _num(d.adjusted_pvalue)
+        return entry
+
+
+def summarise(records: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """Counts over a replay: windows, drifted windows per feature, health histogram."""
+    per_feature: dict[str, int] = {}
+    health: dict[str, int] = {"ok": 0, "warning": 0, "critical": 0}
+    for r in records:
+        health[r["health"]] += 1
+        for name, f in r["features"].items():
+            per_feature[name] = per_feature.get(name, 0) + int(bool(f.get("drift")))
+    return {"windows": len(records), "health": health, "drifted_windows": per_feature}

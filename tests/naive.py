@@ -1,0 +1,116 @@
+"""Plain NumPy/SciPy versions of every statistic: the oracle the kernels are tested against.
+
+Written for clarity, not speed: the whole reference and window are sorted and merged, as
+SciPy does, so an error in the kernels' merge-free walks cannot hide here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+from scipy.spatial.distance import jensenshannon
+
+EPS = 1e-4
+
+
+def finite(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a, dtype=float)
+    return a[np.isfinite(a)]
+
+
+def edges(ref: np.ndarray, bins: int = 10) -> np.ndarray:
+    ref = finite(ref)
+    if ref.size == 0 or bins == 1:
+        return np.empty(0)
+    return np.unique(np.quantile(ref, np.arange(1, bins) / bins))
+
+
+def props(values: np.ndarray, e: np.ndarray) -> np.ndarray:
+    v = finite(values)
+    counts = np.bincount(np.searchsorted(e, v, side="right"), minlength=e.size + 1)
+    return counts / v.size if v.size else counts.astype(float)
+
+
+def psi(r: np.ndarray, c: np.ndarray) -> float:
+    r = np.maximum(r, EPS)
+    c = np.maximum(c, EPS)
+    return float(np.sum((c - r) * np.log(c / r)))
+
+
+def js(r: np.ndarray, c: np.ndarray) -> float:
+    if r.sum() == 0 or c.sum() == 0:
+        return float("nan")
+    return float(jensenshannon(r, c, base=2))
+
+
+def ks(ref: np.ndarray, cur: np.ndarray) -> tuple[float, float]:
+    ref, cur = finite(ref), finite(cur)
+    if ref.size == 0 or cur.size == 0:
+        return float("nan"), float("nan")
+    d = stats.ks_2samp(ref, cur).statistic
+    p = stats.ks_2samp(ref, cur, method="asymp").pvalue
+    return float(d), float(p)
+
+
+def wasserstein(ref: np.ndarray, cur: np.ndarray) -> float:
+    ref, cur = finite(ref), finite(cur)
+    if ref.size == 0 or cur.size == 0:
+        return float("nan")
+    sd = ref.std()
+    return float(stats.wasserstein_distance(ref, cur) / (sd if sd > 0 else 1.0))
+
+
+def chi2(counts: np.ndarray, r: np.ndarray) -> tuple[float, float]:
+    n = counts.sum()
+    if n == 0:
+        return float("nan"), float("nan")
+    rr = np.maximum(r, EPS)
+    res = stats.chisquare(counts, f_exp=n * rr / rr.sum())
+    return float(res.statistic), float(res.pvalue)
+
+
+def numeric_window(ref: np.ndarray, cur: np.ndarray, bins: int = 10) -> dict[str, float]:
+    e = edges(ref, bins)
+    r, c = props(ref, e), props(cur, e)
+    d, p = ks(ref, cur)
+    empty = finite(cur).size == 0
+    return {
+        "psi": float("nan") if empty else psi(r, c),
+        "js_distance": float("nan") if empty else js(r, c),
+        "ks_statistic": d,
+        "ks_pvalue": p,
+        "wasserstein": wasserstein(ref, cur),
+    }
+
+
+def category_buckets(ref: list, top_k: int = 50) -> list[str]:
+    seen = [v for v in ref if v is not None]
+    uniq, counts = np.unique(np.array(seen, dtype=object).astype(str), return_counts=True)
+    order = sorted(range(len(uniq)), key=lambda i: (-counts[i], uniq[i]))
+    return [str(uniq[i]) for i in order[:top_k]]
+
+
+def category_counts(values: list, buckets: list[str]) -> np.ndarray:
+    index = {b: i for i, b in enumerate(buckets)}
+    out = np.zeros(len(buckets) + 1, dtype=np.int64)
+    for v in values:
+        if v is not None:
+            out[index.get(v, len(buckets))] += 1
+    return out
+
+
+def categorical_window(ref: list, cur: list, top_k: int = 50) -> dict[str, float]:
+    buckets = category_buckets(ref, top_k)
+    rc = category_counts(ref, buckets)
+    cc = category_counts(cur, buckets)
+    r = rc / rc.sum()
+    if cc.sum() == 0:
+        nan = float("nan")
+        return {"psi": nan, "js_distance": nan, "linf": nan, "chi2_pvalue": nan}
+    c = cc / cc.sum()
+    return {
+        "psi": psi(r, c),
+        "js_distance": js(r, c),
+        "linf": float(np.max(np.abs(c - r))),
+        "chi2_pvalue": chi2(cc, r)[1],
+    }

@@ -1,0 +1,188 @@
+"""Every kernel against the naive NumPy/SciPy oracle: seeded data, ties, NaN/inf, empty,
+constant and single-value windows, and hypothesis properties."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import naive
+from driftline.detectors import (
+    bin_counts,
+    categorical_reference,
+    categorical_statistics,
+    chi2_test,
+    js_distance,
+    ks_2samp,
+    linf,
+    numeric_reference,
+    numeric_statistics,
+    psi,
+    wasserstein,
+)
+from driftline.detectors.quality import bucket_counts, split_sorted
+
+KS_TOL = 1e-9
+P_TOL = 1e-6
+TOL = 1e-9
+
+
+def close(a: float, b: float, tol: float) -> bool:
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    return abs(a - b) <= tol * max(1.0, abs(b))
+
+
+# Values drawn from a small grid make ties common; the float strategy adds NaN and ±inf.
+tied = hnp.arrays(np.float64, st.integers(0, 300), elements=st.integers(-5, 5).map(float))
+wild = hnp.arrays(
+    np.float64,
+    st.integers(0, 300),
+    elements=st.floats(-1e6, 1e6, allow_nan=True, allow_infinity=True) | st.just(0.0),
+)
+samples = tied | wild
+
+
+@given(samples, samples)
+def test_ks_matches_scipy(ref: np.ndarray, cur: np.ndarray) -> None:
+    d, p = ks_2samp(ref, cur)
+    nd, np_ = naive.ks(ref, cur)
+    assert close(d, nd, KS_TOL)
+    assert close(p, np_, P_TOL)
+
+
+@given(samples, samples)
+def test_wasserstein_matches_scipy(ref: np.ndarray, cur: np.ndarray) -> None:
+    f = naive.finite(ref)
+    sd = float(f.std()) if f.size else 0.0
+    got = wasserstein(ref, cur, sd)
+    assert close(got, naive.wasserstein(ref, cur), 1e-9)
+
+
+@given(samples, samples, st.integers(1, 12))
+def test_binning_and_distances_match(ref: np.ndarray, cur: np.ndarray, bins: int) -> None:
+    e = naive.edges(ref, bins)
+    counts = bin_counts(cur, e)
+    assert counts.sum() == naive.finite(cur).size
+    c = naive.props(cur, e)
+    r = naive.props(ref, e)
+    assume(naive.finite(ref).size > 0)
+    if counts.sum():
+        assert np.allclose(counts / counts.sum(), c, rtol=0, atol=1e-15)
+        assert close(psi(r, c), naive.psi(r, c), TOL)
+        assert close(js_distance(r, c), naive.js(r, c), TOL)
+
+
+@given(
+    st.lists(st.floats(0, 1), min_size=1, max_size=60).flatmap(
+        lambda r: st.tuples(st.just(r), st.lists(st.floats(0, 1), min_size=len(r), max_size=len(r)))
+    )
+)
+def test_js_and_linf_on_arbitrary_vectors(pair: tuple[list[float], list[float]]) -> None:
+    r, c = (np.array(x) for x in pair)
+    assert close(js_distance(r, c), naive.js(r, c), TOL)
+    assert linf(r, c) == pytest.approx(float(np.max(np.abs(c - r))), abs=0)
+
+
+@given(
+    st.lists(st.integers(0, 10_000), min_size=1, max_size=60).flatmap(
+        lambda c: st.tuples(
+            st.just(c), st.lists(st.floats(0, 1), min_size=len(c), max_size=len(c))
+        )
+    )
+)
+def test_chi2_matches_scipy(pair: tuple[list[int], list[float]]) -> None:
+    counts = np.array(pair[0], dtype=np.int64)
+    r = np.array(pair[1])
+    assume(r.sum() > 0)
+    r = r / r.sum()
+    stat, p = chi2_test(counts, r)
+    nstat, np_ = naive.chi2(counts, r)
+    assert close(stat, nstat, 1e-9)
+    assert close(p, np_, P_TOL)
+
+
+def test_seeded_numeric_window_matches_oracle() -> None:
+    rng = np.random.default_rng(11)
+    ref = rng.lognormal(size=30_000)
+    for shift in (0.0, 0.05, 0.5):
+        cur = rng.lognormal(mean=shift, size=7_000)
+        cur[::97] = np.nan
+        cur[5] = np.inf
+        got = numeric_statistics(numeric_reference(ref), cur)
+        want = naive.numeric_window(ref, cur)
+        for key, value in want.items():
+            tol = P_TOL if key.endswith("pvalue") else TOL
+            assert close(getattr(got, key), value, tol), key
+        assert got.missing == int(np.isnan(cur).sum())
+        assert got.nonfinite == 1
+        assert got.out_of_range == int(((cur < ref.min()) | (cur > ref.max())).sum())
+
+
+@pytest.mark.parametrize(
+    "cur",
+    [np.array([]), np.array([np.nan, np.nan]), np.array([np.inf]), np.array([2.0])],
+    ids=["empty", "all-nan", "all-inf", "single"],
+)
+def test_degenerate_windows_are_defined(cur: np.ndarray) -> None:
+    ref = numeric_reference(np.arange(1000.0))
+    s = numeric_statistics(ref, cur)
+    want = naive.numeric_window(np.arange(1000.0), cur)
+    for key, value in want.items():
+        assert close(getattr(s, key), value, P_TOL), key
+    assert s.count == cur.size
+
+
+def test_constant_reference_and_window() -> None:
+    ref = numeric_reference(np.full(500, 3.0))
+    assert ref.edges.tolist() == [3.0]  # nine equal quantiles collapse to one edge
+    same = numeric_statistics(ref, np.full(200, 3.0))
+    assert same.psi == 0.0 and same.ks_statistic == 0.0 and same.wasserstein == 0.0
+    moved = numeric_statistics(ref, np.full(200, 4.0))
+    assert moved.ks_statistic == 1.0
+    assert moved.wasserstein == 1.0  # std 0: divided by 1, the raw distance
+    assert close(moved.psi, naive.psi(np.array([0.0, 1.0]), np.array([0.0, 1.0])), TOL)
+
+
+def test_duplicate_quantile_edges() -> None:
+    values = np.concatenate([np.zeros(700), np.arange(1.0, 301.0)])
+    ref = numeric_reference(values)
+    assert ref.edges.tolist() == naive.edges(values).tolist()
+    assert len(ref.edges) < 9
+    cur = np.concatenate([np.zeros(100), np.arange(1.0, 201.0)])
+    s = numeric_statistics(ref, cur)
+    for key, value in naive.numeric_window(values, cur).items():
+        assert close(getattr(s, key), value, P_TOL), key
+
+
+def test_split_sorted_counts() -> None:
+    a = np.sort(np.array([np.nan, -np.inf, 1.0, np.inf, 2.0, np.nan, np.inf]))
+    assert split_sorted(a) == (1, 3, 3, 2)
+
+
+cats = st.lists(st.sampled_from(["a", "b", "c", "d", "e", "f"]) | st.none(), max_size=200)
+
+
+@given(cats, cats, st.integers(1, 6))
+def test_categorical_matches_oracle(ref: list, cur: list, top_k: int) -> None:
+    assume(any(v is not None for v in ref))
+    r = categorical_reference(ref, top_k=top_k)
+    s = categorical_statistics(r, r.encode(cur))
+    want = naive.categorical_window(ref, cur, top_k)
+    for key, value in want.items():
+        tol = P_TOL if key.endswith("pvalue") else TOL
+        assert close(getattr(s, key), value, tol), key
+    assert s.missing == sum(v is None for v in cur)
+    seen = set(ref)
+    assert s.unseen == sum(v is not None and v not in seen for v in cur)
+
+
+def test_bucket_codes() -> None:
+    counts, missing, unseen = bucket_counts(np.array([0, 1, 1, 2, 5, -1, -2, -2]), 3)
+    # codes past the last bucket fold into __other__ (the last), -2 is unseen and other too
+    assert counts.tolist() == [1, 2, 4] and missing == 1 and unseen == 2
