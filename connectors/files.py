@@ -8,9 +8,11 @@ pyarrow's streaming readers. Errors from pyarrow or the OS become
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
@@ -47,7 +49,9 @@ def detect_format(path: Path) -> FileFormat:
     fmt = _SUFFIXES.get(path.suffix.lower())
     if fmt is None:
         known = ", ".join(sorted(_SUFFIXES))
-        raise DataError(f"{path}: cannot tell the file format from '{path.suffix}' (known: {known})")
+        raise DataError(
+            f"{path}: cannot tell the file format from '{path.suffix}' (known: {known})"
+        )
     return fmt
 
 
@@ -57,11 +61,15 @@ def read_batches(
     columns: list[str] | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     fmt: FileFormat | None = None,
+    on_invalid: Callable[[int, str], None] | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Yield the file's rows as record batches of about ``batch_rows`` rows.
 
     ``columns`` restricts what is read, where the format allows it (Parquet, Arrow); the
     other formats read every column and the caller selects.
+
+    With ``on_invalid``, JSONL is read tolerantly (see :func:`_jsonl_tolerant`): a line that
+    is not a JSON object is passed to ``on_invalid(line_number, reason)`` and skipped.
     """
     p = Path(path)
     if not p.is_file():
@@ -72,6 +80,8 @@ def read_batches(
             yield from _parquet(p, columns, batch_rows)
         elif kind is FileFormat.CSV:
             yield from _csv(p, batch_rows)
+        elif kind is FileFormat.JSONL and on_invalid is not None:
+            yield from _jsonl_tolerant(p, batch_rows, on_invalid)
         elif kind is FileFormat.JSONL:
             yield from _jsonl(p, batch_rows)
         else:
@@ -81,9 +91,12 @@ def read_batches(
         raise DataError(f"{p}: cannot read as {kind.value}: {reason}") from exc
 
 
-def schema_of(path: str | Path, fmt: FileFormat | None = None) -> pa.Schema:
+def schema_of(
+    path: str | Path, fmt: FileFormat | None = None, *, tolerant: bool = False
+) -> pa.Schema:
     """The file's schema (for JSONL and CSV: as inferred from the first block)."""
-    for batch in read_batches(path, fmt=fmt, batch_rows=1024):
+    skip = (lambda _line, _reason: None) if tolerant else None
+    for batch in read_batches(path, fmt=fmt, batch_rows=1024, on_invalid=skip):
         return batch.schema
     raise DataError(f"{path}: the file has no rows")
 
@@ -117,7 +130,8 @@ def _arrow(p: Path, columns: list[str] | None) -> Iterator[pa.RecordBatch]:
     try:
         reader: ipc.RecordBatchFileReader | ipc.RecordBatchStreamReader = ipc.open_file(source)
         batches: Iterator[pa.RecordBatch] = (
-            reader.get_batch(i) for i in range(reader.num_record_batches)  # type: ignore[union-attr]
+            reader.get_batch(i)
+            for i in range(reader.num_record_batches)
         )
     except pa.ArrowInvalid:
         source.seek(0)
@@ -128,3 +142,68 @@ def _arrow(p: Path, columns: list[str] | None) -> Iterator[pa.RecordBatch]:
             keep = [c for c in columns if c in batch.schema.names]
             batch = batch.select(keep)
         yield batch
+
+
+def _flatten(obj: dict[str, Any], prefix: str, out: dict[str, Any]) -> None:
+    for key, value in obj.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            _flatten(value, name + ".", out)
+        else:
+            out[name] = value
+
+
+def _column(values: list[Any]) -> pa.Array:
+    """An Arrow array from JSON values; mixed types become strings, so that a number column
+    with a stray string keeps its numbers and the stray value becomes a type error later."""
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([_as_text(v) for v in values], type=pa.string())
+
+
+def _as_text(v: Any) -> str | None:
+    if v is None or isinstance(v, str):
+        return v
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    if isinstance(v, int | float):
+        return repr(v)
+    return orjson.dumps(v).decode()
+
+
+def _jsonl_tolerant(
+    p: Path, batch_rows: int, on_invalid: Callable[[int, str], None]
+) -> Iterator[pa.RecordBatch]:
+    """JSON lines parsed one by one with orjson: tolerant of mixed types and bad lines.
+    Nested objects are flattened to dotted names (``features.amount``)."""
+    rows: list[dict[str, Any]] = []
+    names: dict[str, None] = {}
+    with p.open("rb") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                on_invalid(number, f"not JSON ({exc})")
+                continue
+            if not isinstance(obj, dict):
+                on_invalid(number, f"a JSON {type(obj).__name__}, not an object")
+                continue
+            flat: dict[str, Any] = {}
+            _flatten(obj, "", flat)
+            names.update(dict.fromkeys(flat))
+            rows.append(flat)
+            if len(rows) >= batch_rows:
+                yield _batch(rows, names)
+                rows = []
+    if rows:
+        yield _batch(rows, names)
+
+
+def _batch(rows: list[dict[str, Any]], names: dict[str, None]) -> pa.RecordBatch:
+    arrays = [_column([r.get(n) for r in rows]) for n in names]
+    return pa.RecordBatch.from_arrays(arrays, names=list(names))

@@ -48,11 +48,13 @@ def chi2_test(
     >>> import numpy as np
     >>> stat, p = chi2_test(np.array([30, 50, 20]), np.array([0.3, 0.4, 0.3]))
     >>> round(stat, 6), round(p, 6)
-    (5.833333, 0.054134)
+    (5.833333, 0.054114)
     """
     c = np.ascontiguousarray(counts, dtype=np.int64)
     r = np.ascontiguousarray(ref_props, dtype=np.float64)
     if c.ndim != 1 or c.shape != r.shape:
-        raise ValueError(f"counts and proportions must be 1-D of equal length, got {c.shape}, {r.shape}")
+        raise ValueError(
+            f"counts and proportions must be 1-D of equal length, got {c.shape}, {r.shape}"
+        )
     stat, p = _chi2(c, r, eps)
     return float(stat), float(p)

@@ -75,7 +75,7 @@ class NumericDriftDetector(_FeatureDetector):
     >>> det.update(rng.normal(0.5, 1.0, size=5_000)).drift_detected
     True
     >>> round(det.statistic, 3)
-    0.226
+    0.265
     """
 
     _stats: NumericStatistics | None

@@ -53,7 +53,7 @@ class NumericReference:
     @cached_property
     def integral(self) -> NDArray[np.float64]:
         """The CDF integral of the sample, prepared once for the Wasserstein kernel."""
-        return cdf_integral(self.sample)  # type: ignore[no-any-return]
+        return cdf_integral(self.sample)
 
     @property
     def missing_rate(self) -> float:

@@ -39,7 +39,7 @@ def _a_of(ref: NDArray[np.float64], integ: NDArray[np.float64], k: int, t: float
     # ∫_{-inf}^{t} F_ref, given k = #(ref <= t)
     if k == 0:
         return 0.0
-    return integ[k] + (k / ref.shape[0]) * (t - ref[k - 1])
+    return float(integ[k] + (k / ref.shape[0]) * (t - ref[k - 1]))
 
 
 @kernel
@@ -58,12 +58,12 @@ def _stretch(
     a_t = _a_of(ref, integ, kt, t)
     if q == 0:
         return (a_t - a_s) - c * (t - s)
-    xstar = ref[q - 1]
+    xstar = float(ref[q - 1])
     if xstar <= s:
         return (a_t - a_s) - c * (t - s)
     if xstar >= t:
         return c * (t - s) - (a_t - a_s)
-    a_u = integ[q] + 0.0  # F_ref integral up to ref[q-1]
+    a_u = float(integ[q])  # F_ref integral up to ref[q-1]
     # F_ref(x) for x in [ref[q-1], t) is >= c; before it, < c.
     return (c * (xstar - s) - (a_u - a_s)) + ((a_t - a_u) - c * (t - xstar))
 

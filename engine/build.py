@@ -60,7 +60,9 @@ class BuildOptions:
     def __post_init__(self) -> None:
         for name, value in (("bins", self.bins), ("sample", self.sample), ("top_k", self.top_k)):
             if value < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+                raise ConfigError(
+                    f"--{name.replace('_', '-')} must be a positive integer, got {value}"
+                )
         both = set(self.categorical) & set(self.numeric)
         if both:
             raise ConfigError(f"columns named both --categorical and --numeric: {sorted(both)}")
@@ -146,7 +148,9 @@ class _Categorical:
         self.count += len(strings)
         self.missing += strings.null_count
         vc = pc.value_counts(strings)
-        for value, n in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist(), strict=True):
+        for value, n in zip(
+            vc.field("values").to_pylist(), vc.field("counts").to_pylist(), strict=True
+        ):
             if value is None:
                 continue
             if value in self.counts:
@@ -194,7 +198,9 @@ def _plan(schema: pa.Schema, opts: BuildOptions, report: BuildReport) -> dict[st
             )
     for flag, col in (("--prediction", opts.prediction), ("--label", opts.label)):
         if col is not None and col not in names:
-            raise ConfigError(f"{flag} column '{col}' is not in the data (columns: {', '.join(schema.names)})")
+            raise ConfigError(
+                f"{flag} column '{col}' is not in the data (columns: {', '.join(schema.names)})"
+            )
     plan: dict[str, str] = {}
     for f in schema:
         if f.name in opts.exclude:
@@ -264,8 +270,12 @@ def build_from_batches(
         if kind == "int?":
             low = cats[name].distinct() <= LOW_CARDINALITY
             kind = "categorical" if low else "numeric"
-            report.inferred[name] = f"{kind} (integer column, {'≤' if low else '>'}{LOW_CARDINALITY} distinct values)"
-        ref = numerics[name].finish(opts.bins) if kind == "numeric" else cats[name].finish(opts.top_k)
+            report.inferred[name] = (
+                f"{kind} (integer column, {'≤' if low else '>'}{LOW_CARDINALITY} distinct values)"
+            )
+        ref = (
+            numerics[name].finish(opts.bins) if kind == "numeric" else cats[name].finish(opts.top_k)
+        )
         role = Role.FEATURE
         if name == opts.prediction:
             role = Role.PREDICTION
@@ -294,6 +304,4 @@ def build_from_file(
     path: str | Path, opts: BuildOptions, progress: Callable[[int], None] | None = None
 ) -> tuple[Baseline, BuildReport]:
     p = Path(path)
-    return build_from_batches(
-        read_batches(p), opts, source={"path": p.name}, progress=progress
-    )
+    return build_from_batches(read_batches(p), opts, source={"path": p.name}, progress=progress)

@@ -35,21 +35,28 @@ def default_resamples(false_alarm_rate: float) -> int:
 
 
 def _null_distances(
-    props: NDArray[np.float64], window: int, resamples: int, stat: Statistic, rng: np.random.Generator
+    props: NDArray[np.float64],
+    window: int,
+    resamples: int,
+    stat: Statistic,
+    rng: np.random.Generator,
 ) -> NDArray[np.float64]:
     r = props / props.sum()
     c = rng.multinomial(window, r, size=resamples) / window
     if stat is Statistic.PSI:
         rf = np.maximum(r, PSI_EPSILON)
         cf = np.maximum(c, PSI_EPSILON)
-        return np.sum((cf - rf) * np.log(cf / rf), axis=1)
+        out: NDArray[np.float64] = np.sum((cf - rf) * np.log(cf / rf), axis=1)
+        return out
     if stat is Statistic.LINF:
-        return np.max(np.abs(c - r), axis=1)
+        out = np.max(np.abs(c - r), axis=1)
+        return out
     m = 0.5 * (c + r)
     with np.errstate(divide="ignore", invalid="ignore"):
         kl_c = np.where(c > 0, c * np.log(c / m), 0.0).sum(axis=1)
         kl_r = np.where(r > 0, r * np.log(r / m), 0.0).sum()
-    return np.sqrt(np.maximum((kl_c + kl_r) / (2 * np.log(2)), 0.0))
+    out = np.sqrt(np.maximum((kl_c + kl_r) / (2 * np.log(2)), 0.0))
+    return out
 
 
 def calibrate(

@@ -116,12 +116,22 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--lateness", help="allowed lateness for event-time windows (e.g. 30s)")
     r.add_argument("--format", choices=["jsonl", "table"], default="table")
     r.add_argument("-o", "--output", help="write here instead of standard output")
-    r.add_argument("--model", help="model name in records (default: the baseline's, or its file name)")
-    r.add_argument("--model-version", help="model version in records (default: the baseline's, or 0)")
+    r.add_argument(
+        "--model", help="model name in records (default: the baseline's, or its file name)"
+    )
+    r.add_argument(
+        "--model-version", help="model version in records (default: the baseline's, or 0)"
+    )
     r.add_argument("--threshold", type=float, help="distance threshold (default 0.1)")
-    r.add_argument("--min-rows", type=int, help="windows smaller than this use tests (default 1000)")
+    r.add_argument(
+        "--min-rows", type=int, help="windows smaller than this use tests (default 1000)"
+    )
     r.add_argument("--alpha", type=float, help="test level after BH correction (default 0.05)")
-    r.add_argument("--drift-share", type=float, help="share of drifted features for dataset drift (default 0.5)")
+    r.add_argument(
+        "--drift-share",
+        type=float,
+        help="share of drifted features for dataset drift (default 0.5)",
+    )
     r.add_argument("--fail-on-drift", action="store_true", help="exit 1 if any window drifted")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
@@ -154,6 +164,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # the reader went away (`driftline replay … | head`): stop quietly, like any filter
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 def _baseline_build(args: argparse.Namespace) -> int:
@@ -231,7 +247,9 @@ def _baseline_show(args: argparse.Namespace) -> int:
         row["count"] = ref.count
         row["missing_rate"] = ref.missing_rate
         if isinstance(ref, NumericReference):
-            row.update(mean=ref.mean, std=ref.std, min=ref.min, max=ref.max, bins=len(ref.proportions))
+            row.update(
+                mean=ref.mean, std=ref.std, min=ref.min, max=ref.max, bins=len(ref.proportions)
+            )
         else:
             row.update(categories=len(ref.categories), top=list(ref.categories[:5]))
         if b.calibration is not None and c.name in b.calibration.thresholds:
@@ -241,14 +259,19 @@ def _baseline_show(args: argparse.Namespace) -> int:
         info = {"model": b.model, "version": b.version, "created": b.created, "columns": rows}
         sys.stdout.write(orjson.dumps(info, option=orjson.OPT_INDENT_2).decode() + "\n")
         return EXIT_OK
-    print(f"baseline {args.baseline}: model {b.model or '-'} version {b.version or '-'}, built {b.created}")
+    model, version = b.model or "-", b.version or "-"
+    print(f"baseline {args.baseline}: model {model} version {version}, built {b.created}")
     for row in rows:
-        extra = (
-            f"mean {row['mean']:.4g} std {row['std']:.4g} range [{row['min']:.4g}, {row['max']:.4g}]"
-            if row["type"] == "numeric"
-            else f"{row['categories']} categories, top: {', '.join(map(str, row['top']))}"  # type: ignore[call-overload]
-        )
-        print(f"  {row['name']:<20} {row['role']:<10} {row['type']:<11} missing {row['missing_rate']:.2%}  {extra}")
+        if row["type"] == "numeric":
+            extra = (
+                f"mean {row['mean']:.4g} std {row['std']:.4g} "
+                f"range [{row['min']:.4g}, {row['max']:.4g}]"
+            )
+        else:
+            top = ", ".join(map(str, row["top"]))  # type: ignore[call-overload]
+            extra = f"{row['categories']} categories, top: {top}"
+        head = f"  {row['name']:<20} {row['role']:<10} {row['type']:<11}"
+        print(f"{head} missing {row['missing_rate']:.2%}  {extra}")
     return EXIT_OK
 
 
@@ -275,7 +298,9 @@ def _replay(args: argparse.Namespace) -> int:
 def _example(args: argparse.Namespace) -> int:
     from driftline.example import write_example
 
-    paths = write_example(Path(args.directory), rows=args.rows, serving_rows=args.serving_rows, seed=args.seed)
+    paths = write_example(
+        Path(args.directory), rows=args.rows, serving_rows=args.serving_rows, seed=args.seed
+    )
     for p in paths:
         print(f"wrote {p}", file=sys.stderr)
     return EXIT_OK

@@ -62,15 +62,15 @@ def _frame(rng: np.random.Generator, n: int, drift_from: float | None) -> dict[s
     }
 
 
-def write_example(directory: Path, *, rows: int = 50_000, serving_rows: int = 60_000, seed: int = 7) -> list[Path]:
+def write_example(
+    directory: Path, *, rows: int = 50_000, serving_rows: int = 60_000, seed: int = 7
+) -> list[Path]:
     """Write ``training.parquet`` and ``serving.parquet`` into ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     train = _frame(rng, rows, None)
     age_missing = rng.random(rows) < 0.01
-    train_table = pa.table(
-        {**train, "age": pa.array(train["age"], mask=age_missing)}
-    )
+    train_table = pa.table({**train, "age": pa.array(train["age"], mask=age_missing)})
     serve = _frame(rng, serving_rows, 0.4)
     broken = (np.arange(serving_rows) >= 0.7 * serving_rows) & (rng.random(serving_rows) < 0.5)
     serve_cols = {

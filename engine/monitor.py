@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from driftline.baseline import Baseline, Column
@@ -33,6 +34,12 @@ from driftline.detectors import (
 from driftline.windows import Window
 
 Stats = NumericStatistics | CategoricalStatistics
+
+MISSING_RATE_RISE = 0.05
+"""A column whose missing rate exceeds its training rate by more than this (5 points) is a
+data-quality problem: an upstream field breaking shows up here before it shows up as drift."""
+TYPE_ERROR_RATE = 0.01
+"""More than 1 % of a column's values of the wrong type is a data-quality problem."""
 
 
 def policy_for(baseline: Baseline, base: DriftPolicy | None = None) -> DriftPolicy:
@@ -81,20 +88,28 @@ class Monitor:
         have = set(names)
         return [c.name for c in self.baseline.monitored if c.name not in have]
 
-    def statistics(self, column: Column, arr: pa.ChunkedArray | pa.Array) -> Stats:
+    def statistics(self, column: Column, chunks: list[pa.ChunkedArray | pa.Array]) -> Stats:
+        """One column of a window, given part by part, against its reference."""
         ref = column.reference
         if isinstance(ref, NumericReference):
-            values, errors = to_float(arr)
-            return numeric_statistics(ref, values, errors)
-        codes, errors = self._encoders[column.name].encode(arr)
-        return categorical_statistics(ref, codes, errors)
+            converted = [to_float(c) for c in chunks]
+            values = (
+                converted[0][0]
+                if len(converted) == 1
+                else np.concatenate([v for v, _ in converted])
+            )
+            return numeric_statistics(ref, values, sum(e for _, e in converted))
+        encoder = self._encoders[column.name]
+        encoded = [encoder.encode(c) for c in chunks]
+        codes = encoded[0][0] if len(encoded) == 1 else np.concatenate([c for c, _ in encoded])
+        return categorical_statistics(ref, codes, sum(e for _, e in encoded))
 
     def record(self, window: Window) -> dict[str, Any]:
-        table = window.table
-        names = table.column_names
         stats: dict[str, Stats | None] = {}
         for col in self.baseline.monitored:
-            stats[col.name] = self.statistics(col, table.column(col.name)) if col.name in names else None
+            stats[col.name] = (
+                self.statistics(col, window.chunks(col.name)) if window.has(col.name) else None
+            )
         pred = self.baseline.prediction
         feature_stats = {c.name: stats[c.name] for c in self.baseline.features}
         decision = self.policy.decide(feature_stats)
@@ -110,10 +125,13 @@ class Monitor:
             "missing_fields": len(absent),
             "late_events": window.late_events,
             "invalid_time": window.invalid_time,
+            "invalid_events": window.invalid_events,
         }
-        reasons = [
+        reasons = self._quality_reasons(stats)
+        reasons += [
             f"{name}: {d.statistic} {d.value:.4g} {'>=' if d.method is Method.DISTANCE else '<'} "
-            f"{d.threshold:.4g}" + (f" (BH-adjusted p {d.adjusted_pvalue:.3g})" if d.method is Method.TEST else "")
+            f"{d.threshold:.4g}"
+            + (f" (BH-adjusted p {d.adjusted_pvalue:.3g})" if d.method is Method.TEST else "")
             for name, d in decision.features.items()
             if d.drift
         ]
@@ -154,6 +172,20 @@ class Monitor:
             "health": health,
             "reasons": reasons,
         }
+        return out
+
+    def _quality_reasons(self, stats: Mapping[str, Stats | None]) -> list[str]:
+        out = []
+        for col in self.baseline.monitored:
+            s = stats[col.name]
+            if s is None or s.count == 0:
+                continue
+            rate = s.missing / s.count
+            trained = col.reference.missing_rate
+            if rate - trained > MISSING_RATE_RISE:
+                out.append(f"{col.name}: missing rate {rate:.1%} (training {trained:.1%})")
+            if s.type_errors / s.count > TYPE_ERROR_RATE:
+                out.append(f"{col.name}: {s.type_errors} values of the wrong type")
         return out
 
     def _feature(self, col: Column, s: Stats | None, d: FeatureDecision) -> dict[str, Any]:

@@ -66,7 +66,8 @@ class TableWriter:
     def summary(self) -> None:
         h = self.health
         self.out.write(
-            f"\n{self.windows} windows: {h['ok']} ok, {h['warning']} warning, {h['critical']} critical\n"
+            f"\n{self.windows} windows: {h['ok']} ok, {h['warning']} warning, "
+            f"{h['critical']} critical\n"
         )
         if not self.drifted:
             self.out.write("no feature drifted\n")

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+import pyarrow as pa
 
 from driftline import baseline as bl
 from driftline.connectors.files import FileFormat, detect_format, read_batches, schema_of
@@ -52,7 +54,50 @@ def _policy(opts: ReplayOptions) -> DriftPolicy:
         raise ConfigError(f"--{str(exc).replace('_', '-')}") from exc
 
 
-def windows_of(opts: ReplayOptions, monitor: Monitor, progress: Progress) -> Iterator[Window]:
+def resolve_columns(monitor: Monitor, names: list[str]) -> dict[str, str]:
+    """Data column → baseline column, for the monitored columns found in the data.
+
+    A column is found under its own name, or — for event logs in driftline's event format,
+    flattened — under ``features.<name>``; the prediction column also as ``prediction``.
+    """
+    have = set(names)
+    out: dict[str, str] = {}
+    pred = monitor.baseline.prediction
+    for col in monitor.baseline.monitored:
+        candidates = [col.name, f"features.{col.name}"]
+        if pred is not None and col.name == pred.name:
+            candidates.append("prediction")
+        found = next((c for c in candidates if c in have), None)
+        if found is not None:
+            out[found] = col.name
+    return out
+
+
+@dataclass
+class InvalidLines:
+    """Undecodable input lines: counted, the first few reported with their line number."""
+
+    progress: Progress
+    shown: int = 0
+    pending: int = 0
+    total: int = 0
+    limit: int = 5
+
+    def __call__(self, line: int, reason: str) -> None:
+        self.pending += 1
+        self.total += 1
+        if self.shown < self.limit:
+            self.shown += 1
+            self.progress.update(f"warning: line {line} skipped: {reason}", force=True)
+
+    def take(self) -> int:
+        n, self.pending = self.pending, 0
+        return n
+
+
+def windows_of(
+    opts: ReplayOptions, monitor: Monitor, progress: Progress, invalid: InvalidLines | None = None
+) -> Iterator[Window]:
     spec = WindowSpec.parse(opts.window, opts.lateness)
     if spec.seconds is not None and opts.time_column is None:
         raise ConfigError(f"--window {opts.window} is a duration: it needs --time-column")
@@ -60,27 +105,36 @@ def windows_of(opts: ReplayOptions, monitor: Monitor, progress: Progress) -> Ite
         raise ConfigError("--lateness applies to event-time windows only (--window 5m …)")
     data = Path(opts.data)
     fmt = detect_format(data)
-    names = schema_of(data, fmt).names
+    tolerant = fmt is FileFormat.JSONL
+    names = schema_of(data, fmt, tolerant=tolerant).names
     if opts.time_column is not None and opts.time_column not in names:
         raise DataError(f"{data}: time column '{opts.time_column}' is not in the data")
-    for name in monitor.absent_columns(names):
+    mapping = resolve_columns(monitor, names)
+    for name in monitor.absent_columns(list(mapping.values())):
         progress.update(f"note: baseline column '{name}' is absent from {data.name}", force=True)
-    wanted = [c.name for c in monitor.baseline.monitored if c.name in names]
-    if opts.time_column is not None and opts.time_column not in wanted:
-        wanted.append(opts.time_column)
-    # Only the monitored columns are read where the format allows (Parquet, Arrow).
+    if opts.time_column is not None:
+        mapping.setdefault(opts.time_column, opts.time_column)
+    wanted = list(mapping)
+    # Only the monitored columns are read where the format allows (Parquet, Arrow); JSONL
+    # is read line by line, tolerating stray types and bad lines (counted, not fatal).
     columns = wanted if fmt in (FileFormat.PARQUET, FileFormat.ARROW) else None
-    batches = (
-        b.select([n for n in wanted if n in b.schema.names])
-        for b in read_batches(data, columns=columns, fmt=fmt)
-    )
+    on_invalid = invalid if tolerant else None
+
+    def selected() -> Iterator[pa.RecordBatch]:
+        for b in read_batches(data, columns=columns, fmt=fmt, on_invalid=on_invalid):
+            keep = [n for n in wanted if n in b.schema.names]
+            yield b.select(keep).rename_columns([mapping[n] for n in keep])
+
+    batches = selected()
     if spec.rows is not None:
         return count_windows(batches, spec.rows, opts.time_column)
     assert spec.seconds is not None and opts.time_column is not None
     return time_windows(batches, opts.time_column, spec.seconds, spec.lateness)
 
 
-def replay(opts: ReplayOptions, *, fmt: str = "table", output: str | None = None, quiet: bool = False) -> bool:
+def replay(
+    opts: ReplayOptions, *, fmt: str = "table", output: str | None = None, quiet: bool = False
+) -> bool:
     """Run the replay, writing records as windows close. Returns whether any window drifted."""
     baseline = bl.load(opts.baseline)
     policy = policy_for(baseline, _policy(opts))
@@ -104,15 +158,18 @@ def replay(opts: ReplayOptions, *, fmt: str = "table", output: str | None = None
     binary = fmt == "jsonl"
     out = _open(output, binary)
     try:
-        table = None if binary else TableWriter.for_stream(out)  # type: ignore[arg-type]
+        table = None if binary else TableWriter.for_stream(out)
         if table is not None:
             table.header()
-        for window in windows_of(opts, monitor, progress):
+        invalid = InvalidLines(progress)
+        for window in windows_of(opts, monitor, progress, invalid):
+            if invalid.pending:
+                window = replace(window, invalid_events=invalid.take())
             record = monitor.record(window)
             any_drift = any_drift or record["health"] != "ok"
             rows += window.count
             if table is None:
-                out.write(jsonl(record))  # type: ignore[arg-type]
+                out.write(jsonl(record))
             else:
                 table.write(record)
             progress.update(f"{window.index + 1} windows, {rows:,} rows")
@@ -123,7 +180,7 @@ def replay(opts: ReplayOptions, *, fmt: str = "table", output: str | None = None
             out.close()
         else:
             out.flush()
-    progress.done()
+    progress.done(f"{invalid.total} invalid lines skipped" if invalid.total else None)
     return any_drift
 
 
@@ -131,6 +188,6 @@ def _open(path: str | None, binary: bool):  # type: ignore[no-untyped-def]
     if path is None:
         return sys.stdout.buffer if binary else sys.stdout
     try:
-        return open(path, "wb" if binary else "w")  # noqa: SIM115 - closed by replay()
+        return open(path, "wb" if binary else "w")
     except OSError as exc:
         raise ConfigError(f"-o {path}: cannot write: {exc.strerror}") from exc

@@ -58,17 +58,30 @@ class WindowSpec:
 
 @dataclass(frozen=True)
 class Window:
+    """The rows of one window, as the parts they were read in (parts may differ in schema:
+    a tolerant JSONL read can type a column differently from one batch to the next)."""
+
     index: int
-    table: pa.Table
+    parts: tuple[pa.Table, ...]
     start: float | None
     end: float | None
     late_events: int = 0
     invalid_time: int = 0
     partial: bool = False
+    invalid_events: int = 0
 
     @property
     def count(self) -> int:
-        return int(self.table.num_rows)
+        return sum(int(t.num_rows) for t in self.parts)
+
+    def has(self, name: str) -> bool:
+        return any(name in t.column_names for t in self.parts)
+
+    def chunks(self, name: str) -> list[pa.ChunkedArray | pa.Array]:
+        """The column's values part by part (nulls where a part lacks the column)."""
+        return [
+            t.column(name) if name in t.column_names else pa.nulls(t.num_rows) for t in self.parts
+        ]
 
 
 def to_seconds(arr: pa.Array | pa.ChunkedArray) -> NDArray[np.float64]:
@@ -79,10 +92,14 @@ def to_seconds(arr: pa.Array | pa.ChunkedArray) -> NDArray[np.float64]:
         ints = pc.cast(arr, pa.int64()).to_numpy(zero_copy_only=False)
         return np.asarray(ints, dtype=np.float64) / per_second
     if pa.types.is_integer(t) or pa.types.is_floating(t):
-        return np.asarray(pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+        return np.asarray(
+            pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64
+        )
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         return _iso_seconds(arr)
-    raise DataError(f"the time column has type {t}; use epoch seconds, a timestamp or ISO-8601 text")
+    raise DataError(
+        f"the time column has type {t}; use epoch seconds, a timestamp or ISO-8601 text"
+    )
 
 
 def _iso_seconds(arr: pa.Array | pa.ChunkedArray) -> NDArray[np.float64]:
@@ -132,16 +149,16 @@ def count_windows(
 def _count_window(
     index: int, parts: list[pa.RecordBatch], time_column: str | None, partial: bool
 ) -> Window:
-    table = pa.Table.from_batches(parts)
+    tables = tuple(pa.Table.from_batches([b]) for b in parts)
     start = end = None
     invalid = 0
     if time_column is not None:
-        ts = to_seconds(table.column(time_column))
+        ts = np.concatenate([to_seconds(t.column(time_column)) for t in tables])
         ok = ~np.isnan(ts)
         invalid = int((~ok).sum())
         if ok.any():
             start, end = float(ts[ok].min()), float(ts[ok].max())
-    return Window(index, table, start, end, invalid_time=invalid, partial=partial)
+    return Window(index, tables, start, end, invalid_time=invalid, partial=partial)
 
 
 def time_windows(
@@ -170,9 +187,7 @@ def time_windows(
             keys, rows = keys[order], rows[order]
             bounds = np.flatnonzero(np.diff(keys)) + 1
             table = pa.Table.from_batches([batch])
-            for part_rows, key in zip(
-                np.split(rows, bounds), keys[np.r_[0, bounds]], strict=True
-            ):
+            for part_rows, key in zip(np.split(rows, bounds), keys[np.r_[0, bounds]], strict=True):
                 open_parts.setdefault(int(key), []).append(table.take(part_rows))
             watermark = max(watermark, float(ts[ok].max()) - lateness)
         for key in sorted(k for k in open_parts if (k + 1) * seconds <= watermark):
@@ -195,5 +210,4 @@ def _time_window(
     invalid: int,
     partial: bool = False,
 ) -> Window:
-    table = pa.concat_tables(parts)
-    return Window(index, table, key * seconds, (key + 1) * seconds, late, invalid, partial)
+    return Window(index, tuple(parts), key * seconds, (key + 1) * seconds, late, invalid, partial)

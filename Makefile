@@ -1,0 +1,39 @@
+# The two set-up commands of the README are `make demo` and `make test`; both create the
+# virtualenv and install what they need on first use.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DATA ?= examples/data
+
+.PHONY: install demo test lint typecheck bench clean
+
+$(BIN)/driftline: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(BIN)/driftline
+
+# The main job on its embedded default: the example fraud model, replayed through its
+# baseline. (Becomes `driftline demo` when the engine lands.)
+demo: install
+	$(BIN)/driftline example $(DATA)
+	$(BIN)/driftline baseline build $(DATA)/training.parquet -o $(DATA)/fraud.dlb \
+	    --prediction score --label label --model fraud --model-version 7
+	$(BIN)/driftline replay $(DATA)/serving.parquet --baseline $(DATA)/fraud.dlb --window 5000
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	rm -rf .typecheck && $(BIN)/pip install --quiet --no-deps --no-build-isolation --target .typecheck .
+	$(BIN)/mypy
+
+bench: install
+	$(BIN)/python benchmarks/replay.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache $(DATA)
