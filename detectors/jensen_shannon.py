@@ -31,10 +31,11 @@ def _js_distance(p: NDArray[np.float64], q: NDArray[np.float64]) -> float:
         a = p[i] / sp
         b = q[i] / sq
         m = 0.5 * (a + b)
-        if a > 0.0:
-            total += a * math.log(a / m)
-        if b > 0.0:
-            total += b * math.log(b / m)
+        if m > 0.0:  # m underflows only for subnormal a, b, whose terms are ~0 anyway
+            if a > 0.0:
+                total += a * math.log(a / m)
+            if b > 0.0:
+                total += b * math.log(b / m)
     total = total / math.log(2.0)
     return math.sqrt(max(total / 2.0, 0.0))
 

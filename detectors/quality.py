@@ -8,30 +8,10 @@ before a kernel sees them, and are counted there.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numpy.typing import NDArray
 
 from ._jit import kernel
-
-
-@kernel
-def split_sorted(sorted_values: NDArray[np.float64]) -> tuple[int, int, int, int]:
-    """For ``np.sort``-ed values (−inf first, then finite, +inf, NaN last): the bounds
-    ``[lo, hi)`` of the finite run, the count of ±inf and the count of NaN."""
-    n = sorted_values.shape[0]
-    hi = n
-    while hi > 0 and math.isnan(sorted_values[hi - 1]):
-        hi -= 1
-    n_nan = n - hi
-    while hi > 0 and sorted_values[hi - 1] == math.inf:
-        hi -= 1
-    lo = 0
-    while lo < hi and sorted_values[lo] == -math.inf:
-        lo += 1
-    n_inf = (n - n_nan) - (hi - lo)
-    return lo, hi, n_inf, n_nan
 
 
 @kernel

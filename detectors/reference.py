@@ -13,7 +13,7 @@ from functools import cached_property
 import numpy as np
 from numpy.typing import NDArray
 
-from .wasserstein import cdf_integral
+from .ecdf import cdf_integral
 
 OTHER = "__other__"
 """Name of the bucket that holds every category outside the reference's top-K."""

@@ -11,12 +11,14 @@ from numpy.typing import NDArray
 from .binning import _bin_counts_sorted, proportions
 from .chi2 import _chi2
 from .jensen_shannon import _js_distance
-from .ks import ks_sorted
+from .ecdf import ks_w1_sorted
+from .ks import ks_pvalue
 from .linf import _linf
 from .psi import PSI_EPSILON, _psi
-from .quality import bucket_counts, out_of_range_sorted, split_sorted
+from .quality import bucket_counts, out_of_range_sorted
+from .sorting import finite_sorted
 from .reference import CategoricalReference, NumericReference
-from .wasserstein import normaliser, wasserstein_sorted
+from .wasserstein import normaliser
 
 
 @dataclass(frozen=True)
@@ -77,9 +79,7 @@ def numeric_statistics(
     arr = np.asarray(values, dtype=np.float64)
     if arr.ndim != 1:
         raise ValueError(f"a window must be 1-D, got shape {arr.shape}")
-    ordered = np.sort(arr)  # NumPy's vectorised sort; NaN sorts last
-    lo, hi, n_inf, n_nan = split_sorted(ordered)
-    cur = ordered[lo:hi]
+    cur, n_nan, n_inf = finite_sorted(np.ascontiguousarray(arr))
     n = cur.shape[0]
     counts = _bin_counts_sorted(cur, ref.edges)
     if n == 0 or ref.sample.shape[0] == 0:
@@ -88,8 +88,8 @@ def numeric_statistics(
             arr.shape[0], n, nan, nan, nan, nan, nan, n_nan, n_inf, 0, type_errors, counts
         )
     cur_props = counts / n
-    d, p = ks_sorted(ref.sample, cur)
-    w1 = wasserstein_sorted(ref.sample, ref.integral, cur) / normaliser(ref.std)
+    d, w1 = ks_w1_sorted(ref.sample, ref.integral, cur)
+    p = ks_pvalue(d, ref.sample.shape[0], n)
     oor = out_of_range_sorted(cur, ref.min, ref.max)
     return NumericStatistics(
         count=arr.shape[0],
@@ -98,7 +98,7 @@ def numeric_statistics(
         ks_statistic=float(d),
         ks_pvalue=float(p),
         js_distance=float(_js_distance(ref.proportions, cur_props)),
-        wasserstein=float(w1),
+        wasserstein=float(w1) / normaliser(ref.std),
         missing=n_nan,
         nonfinite=n_inf,
         out_of_range=int(oor),
