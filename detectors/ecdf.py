@@ -105,5 +105,6 @@ def ks_w1_sorted(
         j = j2
     last_ref = ref[big_m - 1]
     if last_ref > prev:  # right tail, F_cur = 1
-        w1 += (last_ref - prev) - (_area(ref, integ, big_m, last_ref) - _area(ref, integ, hi_prev, prev))
+        tail = _area(ref, integ, big_m, last_ref) - _area(ref, integ, hi_prev, prev)
+        w1 += (last_ref - prev) - tail
     return d, w1

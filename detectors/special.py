@@ -1,7 +1,8 @@
 """Numba-compiled special functions used by the drift detectors.
 
 Everything here is a pure function of scalars, compiled with the project's ``kernel``
-options (``detectors/_jit.py``) and depending only on :mod:`math`, :mod:`numpy` and :mod:`numba` at runtime.  The
+options (``detectors/_jit.py``) and depending only on :mod:`math`, :mod:`numpy` and
+:mod:`numba` at runtime.  The
 functions are *total*: every input gives a defined float result (NaN for invalid
 arguments) and nothing raises.
 

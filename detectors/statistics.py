@@ -10,14 +10,14 @@ from numpy.typing import NDArray
 
 from .binning import _bin_counts_sorted, proportions
 from .chi2 import _chi2
-from .jensen_shannon import _js_distance
 from .ecdf import ks_w1_sorted
+from .jensen_shannon import _js_distance
 from .ks import ks_pvalue
 from .linf import _linf
 from .psi import PSI_EPSILON, _psi
 from .quality import bucket_counts, out_of_range_sorted
-from .sorting import finite_sorted
 from .reference import CategoricalReference, NumericReference
+from .sorting import finite_sorted
 from .wasserstein import normaliser
 
 
