@@ -34,6 +34,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got '{text}'") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value}")
+    return value
+
+
 def _rate(text: str) -> float:
     try:
         value = float(text)
@@ -131,6 +141,12 @@ def _parser() -> argparse.ArgumentParser:
         "--drift-share",
         type=float,
         help="share of drifted features for dataset drift (default 0.5)",
+    )
+    r.add_argument(
+        "--threads",
+        type=_count,
+        default=0,
+        help="columns computed in parallel (default 0: one thread per CPU)",
     )
     r.add_argument("--fail-on-drift", action="store_true", help="exit 1 if any window drifted")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress output")
@@ -290,6 +306,7 @@ def _replay(args: argparse.Namespace) -> int:
         min_rows=args.min_rows,
         alpha=args.alpha,
         drift_share=args.drift_share,
+        threads=args.threads,
     )
     drifted = replay(opts, fmt=args.format, output=args.output, quiet=args.quiet)
     return EXIT_DRIFT if (args.fail_on_drift and drifted) else EXIT_OK

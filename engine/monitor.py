@@ -10,7 +10,9 @@ absent, ``ok`` otherwise (the engine's hysteresis over windows comes on top of t
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,13 +78,23 @@ class Monitor:
     model: str
     version: str
     kind: str = "skew"
+    threads: int = 0
+    """Columns computed in parallel (the kernels release the GIL); 0 means one per CPU."""
 
     def __post_init__(self) -> None:
+        if self.threads < 0:
+            raise ValueError(f"threads must be >= 0, got {self.threads}")
         self._encoders = {
             c.name: CategoryEncoder(c.reference)
             for c in self.baseline.monitored
             if isinstance(c.reference, CategoricalReference)
         }
+        workers = self.threads or os.cpu_count() or 1
+        self._pool = ThreadPoolExecutor(workers, "driftline-column") if workers > 1 else None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
 
     def absent_columns(self, names: list[str]) -> list[str]:
         have = set(names)

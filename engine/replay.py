@@ -36,6 +36,7 @@ class ReplayOptions:
     min_rows: int | None = None
     alpha: float | None = None
     drift_share: float | None = None
+    threads: int = 0
 
 
 def _policy(opts: ReplayOptions) -> DriftPolicy:
@@ -152,6 +153,7 @@ def replay(
         policy,
         model=opts.model or baseline.model or Path(opts.baseline).stem,
         version=opts.version or baseline.version or "0",
+        threads=opts.threads,
     )
     any_drift = False
     rows = 0
@@ -176,6 +178,7 @@ def replay(
         if table is not None:
             table.summary()
     finally:
+        monitor.close()
         if output is not None:
             out.close()
         else:
