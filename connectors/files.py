@@ -101,9 +101,10 @@ def schema_of(
     raise DataError(f"{path}: the file has no rows")
 
 
-MAX_ROW_GROUP_ROWS = 1_048_576
-"""Row groups up to this size are read whole (fastest: measured 0.16 s against 0.57 s for
-``iter_batches`` on 1M × 25 here); larger ones are streamed in batches so memory stays bounded."""
+MAX_ROW_GROUP_ROWS = 262_144
+"""Row groups up to this size are read whole (fastest: 0.12–0.18 s against 0.57 s for
+threaded ``iter_batches`` on 1M × 25 here), then sliced into batches; larger ones are
+streamed batch by batch so memory stays bounded."""
 
 
 def _parquet(p: Path, columns: list[str] | None, batch_rows: int) -> Iterator[pa.RecordBatch]:
@@ -112,7 +113,7 @@ def _parquet(p: Path, columns: list[str] | None, batch_rows: int) -> Iterator[pa
         wanted = [c for c in columns if c in names] if columns is not None else None
         for i in range(f.metadata.num_row_groups):
             if f.metadata.row_group(i).num_rows <= MAX_ROW_GROUP_ROWS:
-                yield from f.read_row_group(i, columns=wanted).to_batches()
+                yield from f.read_row_group(i, columns=wanted).to_batches(batch_rows)
             else:
                 yield from f.iter_batches(
                     batch_size=batch_rows, row_groups=[i], columns=wanted, use_threads=False

@@ -13,7 +13,6 @@ from numpy.typing import NDArray
 
 from ._jit import kernel
 
-
 _SCAN = 32
 """Steps taken one by one before galloping (32 was fastest on 1k–100k windows against 100k reference values): when the reference is ~10× the window, the next
 position is usually a few steps on, and a predictable linear scan beats the unpredictable
