@@ -14,9 +14,10 @@ from numpy.typing import NDArray
 from ._jit import kernel
 
 _SCAN = 32
-"""Steps taken one by one before galloping (32 was fastest on 1k–100k windows against 100k reference values): when the reference is ~10× the window, the next
+"""Steps taken one by one before galloping. When the reference is ~10× the window the next
 position is usually a few steps on, and a predictable linear scan beats the unpredictable
-branches of a search."""
+branches of a search; 32 was the fastest of 4, 8, 16 and 32 on windows of 1,000 to 100,000
+values against 100,000 reference values."""
 
 
 @kernel
