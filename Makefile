@@ -9,7 +9,7 @@ DATA ?= examples/data
 
 $(BIN)/driftline: pyproject.toml
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --upgrade pip "setuptools>=77"
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
