@@ -132,14 +132,16 @@ class Monitor:
             for c in self.baseline.features
         }
         absent = [name for name, s in stats.items() if s is None]
+        problems = self._quality_reasons(stats)
         quality = {
             "type_errors": sum(s.type_errors for s in stats.values() if s is not None),
             "missing_fields": len(absent),
             "late_events": window.late_events,
             "invalid_time": window.invalid_time,
             "invalid_events": window.invalid_events,
+            "problems": problems,
         }
-        reasons = self._quality_reasons(stats)
+        reasons = list(problems)
         reasons += [
             f"{name}: {d.statistic} {d.value:.4g} {'>=' if d.method is Method.DISTANCE else '<'} "
             f"{d.threshold:.4g}"

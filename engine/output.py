@@ -37,7 +37,9 @@ class TableWriter:
         return f"\x1b[{code}m{text}\x1b[0m" if self.colour else text
 
     def header(self) -> None:
-        self.out.write(f"{'window':>6} {'rows':>8}  {'share':>5}  {'health':<8}  drifted\n")
+        self.out.write(
+            f"{'window':>6} {'rows':>8}  {'share':>5}  {'health':<8}  drifted; problems\n"
+        )
 
     def write(self, r: dict[str, Any]) -> None:
         self.windows += 1
@@ -60,7 +62,10 @@ class TableWriter:
             f"{r['window']['index']:>6} {r['window']['count']:>8}  {share:>5.2f}  "
             f"{self._paint(f'{health:<8}', _COLOURS[health])}  "
         )
-        line += self._paint(", ".join(drifted), "1;31") if drifted else "-"
+        problems = r["quality"].get("problems", [])
+        shown = [self._paint(", ".join(drifted), "1;31")] if drifted else []
+        shown += [self._paint(p, "33") for p in problems]
+        line += "; ".join(shown) if shown else "-"
         self.out.write(line + "\n")
 
     def summary(self) -> None:
@@ -85,7 +90,7 @@ class Progress:
         self.enabled = enabled
         self.tty = sys.stderr.isatty()
         self.every = every if every is not None else (0.2 if self.tty else 5.0)
-        self._last = 0.0
+        self._last = time.monotonic()  # the first line too waits one interval: short work is quiet
         self._shown = False
 
     def update(self, message: str, *, force: bool = False) -> None:

@@ -351,3 +351,33 @@ def test_calibrated_baseline_is_used(data: Path, tmp_path: Path) -> None:
 def test_reader_streams_in_batches(data: Path) -> None:
     sizes = [b.num_rows for b in read_batches(data / "serve.parquet", batch_rows=2000)]
     assert max(sizes) <= 2000 and sum(sizes) == 9000
+
+
+def test_quality_problems_raise_health() -> None:
+    from driftline.build import BuildOptions, build_from_batches
+    from driftline.monitor import Monitor, policy_for
+    from driftline.windows import Window
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=5000)
+    x[::100] = np.nan  # 1 % missing in training
+    b, _ = build_from_batches(
+        pa.table({"x": x, "k": ["a", "b"] * 2500}).to_batches(), BuildOptions()
+    )
+    mon = Monitor(b, policy_for(b), "m", "1", threads=1)
+
+    def window(values: list[object], keys: list[object]) -> Window:
+        return Window(0, (pa.table({"x": pa.array(values), "k": pa.array(keys)}),), None, None)
+
+    clean = [float(v) for v in rng.normal(size=2000)]
+    keys = ["a", "b"] * 1000
+    assert mon.record(window(clean, keys))["quality"]["problems"] == []
+    broken = [None if i % 2 else v for i, v in enumerate(clean)]  # 50 % missing
+    rec = mon.record(window(broken, keys))
+    assert rec["quality"]["problems"] == ["x: missing rate 50.0% (training 1.0%)"]
+    assert rec["health"] == "warning" and not rec["features"]["x"]["drift"]
+    typed = [str(v) for v in clean[:1950]] + ["n/a"] * 50  # 2.5 % not numbers
+    rec = mon.record(window(typed, keys))
+    assert rec["features"]["x"]["type_errors"] == 50
+    assert "x: 50 values of the wrong type" in rec["quality"]["problems"]
+    mon.close()
