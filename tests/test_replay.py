@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import naive
 import numpy as np
@@ -43,6 +44,18 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "driftline", *args], capture_output=True, text=True, timeout=300
     )
+
+
+def replay(data: Path, *args: str, baseline: str = "m.dlb") -> subprocess.CompletedProcess[str]:
+    """``driftline replay`` of the module's serving file against a baseline in ``data``."""
+    return run("replay", str(data / "serve.parquet"), "--baseline", str(data / baseline), *args)
+
+
+def replay_records(data: Path, *args: str) -> list[dict[str, Any]]:
+    """The JSON records of a successful replay."""
+    r = replay(data, *args, "--format", "jsonl", "-q")
+    assert r.returncode == 0, r.stderr
+    return [json.loads(line) for line in r.stdout.splitlines()]
 
 
 @pytest.fixture(scope="module")
@@ -95,22 +108,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_jsonl_follows_the_output_contract(data: Path) -> None:
-    out = data / "w.jsonl"
-    r = run(
-        "replay",
-        str(data / "serve.parquet"),
-        "--baseline",
-        str(data / "m.dlb"),
-        "--window",
-        "3000",
-        "--format",
-        "jsonl",
-        "-o",
-        str(out),
-        "-q",
-    )
-    assert r.returncode == 0, r.stderr
-    records = [json.loads(line) for line in out.read_text().splitlines()]
+    records = replay_records(data, "--window", "3000")
     assert [rec["window"]["index"] for rec in records] == [0, 1, 2]
     first = records[0]
     assert (first["model"], first["version"], first["kind"]) == ("m", "2", "skew")
@@ -145,11 +143,8 @@ def test_jsonl_follows_the_output_contract(data: Path) -> None:
 
 
 def test_table_format_and_fail_on_drift(data: Path) -> None:
-    r = run(
-        "replay",
-        str(data / "serve.parquet"),
-        "--baseline",
-        str(data / "m.dlb"),
+    r = replay(
+        data,
         "--window",
         "3000",
         "--fail-on-drift",
@@ -162,25 +157,8 @@ def test_table_format_and_fail_on_drift(data: Path) -> None:
 
 
 def test_event_time_windows(data: Path) -> None:
-    out = data / "t.jsonl"
     # 9000 rows at 10 per second: 900 s, so 5-minute windows give 3 windows of 3000 rows
-    r = run(
-        "replay",
-        str(data / "serve.parquet"),
-        "--baseline",
-        str(data / "m.dlb"),
-        "--window",
-        "5m",
-        "--time-column",
-        "ts",
-        "--format",
-        "jsonl",
-        "-o",
-        str(out),
-        "-q",
-    )
-    assert r.returncode == 0, r.stderr
-    recs = [json.loads(line) for line in out.read_text().splitlines()]
+    recs = replay_records(data, "--window", "5m", "--time-column", "ts")
     starts = [rec["window"]["start"] for rec in recs]
     assert all(s % 300 == 0 for s in starts) and starts == sorted(starts)
     assert sum(rec["window"]["count"] for rec in recs) == 9000
