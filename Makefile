@@ -32,8 +32,10 @@ lint: install
 	rm -rf .typecheck && $(BIN)/pip install --quiet --no-deps --no-build-isolation --target .typecheck .
 	$(BIN)/mypy
 
+# 1M × 25 replay against a plain NumPy/SciPy implementation (~5 min), then RESULTS.md
 bench: install
-	$(BIN)/python benchmarks/replay.py
+	$(BIN)/python benchmarks/replay.py --repeat 3
+	$(BIN)/python benchmarks/report.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache $(DATA)
