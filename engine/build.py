@@ -144,7 +144,7 @@ class _Categorical:
     overflow: bool = False
 
     def add(self, arr: pa.Array) -> None:
-        strings, type_errors = to_strings(arr)
+        strings, _ = to_strings(arr)  # a value with no string form is null: counted missing
         self.count += len(strings)
         self.missing += strings.null_count
         vc = pc.value_counts(strings)
@@ -159,7 +159,6 @@ class _Categorical:
                 self.counts[value] = n
             else:
                 self.overflow = True
-        del type_errors  # a value with no string form is missing, counted above
 
     def distinct(self) -> int:
         return len(self.counts)

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
@@ -187,7 +188,8 @@ def replay(
     return any_drift
 
 
-def _open(path: str | None, binary: bool):  # type: ignore[no-untyped-def]
+def _open(path: str | None, binary: bool) -> Any:
+    """Standard output (text or bytes), or the file ``path``; the caller closes a file."""
     if path is None:
         return sys.stdout.buffer if binary else sys.stdout
     try:
