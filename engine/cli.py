@@ -148,6 +148,16 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--fail-on-drift", action="store_true", help="exit 1 if any window drifted")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
+    c = sub.add_parser(
+        "check",
+        help="validate a driftline.toml without starting anything",
+        description="Read the config, check every key, type and range, and that every "
+        "baseline file it names can be read. Exit 0 if it is valid, 2 with the key at fault "
+        "if not.",
+        epilog="Example: driftline check --config driftline.toml",
+    )
+    c.add_argument("--config", required=True, help="the TOML config file")
+
     e = sub.add_parser(
         "example",
         help="write the example fraud dataset (training + drifting serving data)",
@@ -171,6 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _baseline_show(args)
         if args.command == "replay":
             return _replay(args)
+        if args.command == "check":
+            return _check(args)
         return _example(args)
     except DriftlineError as exc:
         print(f"driftline: error: {exc}", file=sys.stderr)
@@ -307,6 +319,30 @@ def _replay(args: argparse.Namespace) -> int:
     )
     drifted = replay(opts, fmt=args.format, output=args.output, quiet=args.quiet)
     return EXIT_DRIFT if (args.fail_on_drift and drifted) else EXIT_OK
+
+
+def _check(args: argparse.Namespace) -> int:
+    from driftline import config
+
+    cfg = config.load(args.config)
+    w = cfg.window
+    if w.duration is not None:
+        window = f"{w.duration:g} s of event time" + (f", step {w.step:g} s" if w.step else "")
+    else:
+        window = f"{w.size} events" + (f", step {w.step}" if w.step else "")
+    t = cfg.kafka.topics
+    print(f"{cfg.path}: ok")
+    print(f"  kafka {cfg.kafka.bootstrap_servers}, group {cfg.kafka.group_id}")
+    print(f"  topics: inference {t.inference}, windows {t.windows}, dead letter {t.dead_letter}")
+    print(f"  windows of {window}; health changes after {cfg.hysteresis} windows")
+    print(f"  state in {cfg.state_dir}")
+    for m in cfg.models:
+        versions = ", ".join(f"{v}: {p}" for v, p in m.versions.items())
+        print(
+            f"  model {m.name}: baseline {m.baseline or '-'}"
+            + (f"; {versions}" if versions else "")
+        )
+    return EXIT_OK
 
 
 def _example(args: argparse.Namespace) -> int:

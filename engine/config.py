@@ -1,0 +1,315 @@
+"""``driftline.toml``: the engine's configuration, read once into frozen values.
+
+Every key is checked at load: an unknown key, a value of the wrong type or range, or a
+baseline file that cannot be read raises :class:`ConfigError` naming the key
+(``window.size must be a positive integer, got -5``). Relative paths are relative to the
+config file's directory.
+
+```toml
+[kafka]
+bootstrap_servers = "127.0.0.1:9092"
+group_id = "driftline"
+[kafka.topics]
+inference = "inference"
+windows = "driftline.windows"
+dead_letter = "driftline.dead-letter"
+[state]
+dir = "./driftline-state"
+[window]
+size = 10000                  # events; or duration = "5m" (with step, lateness)
+[[models]]
+name = "fraud"
+baseline = "baselines/fraud.dlb"
+```
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from driftline import baseline as bl
+from driftline.detectors import DriftPolicy, Statistic
+from driftline.exceptions import BaselineError, ConfigError
+from driftline.windows import parse_duration
+
+
+class _Table:
+    """Typed, path-aware access to one TOML table; :meth:`done` rejects unknown keys."""
+
+    def __init__(self, data: Mapping[str, Any], path: str) -> None:
+        self.data = data
+        self.path = path
+        self.used: set[str] = set()
+
+    def _name(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def _get(self, key: str) -> Any:
+        self.used.add(key)
+        return self.data.get(key)
+
+    def string(self, key: str, default: str | None = None, *, required: bool = False) -> str:
+        value = self._get(key)
+        if value is None:
+            if required or default is None:
+                raise ConfigError(f"{self._name(key)} is required")
+            return default
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"{self._name(key)} must be a non-empty string, got {value!r}")
+        return value
+
+    def optional_string(self, key: str) -> str | None:
+        return self.string(key) if self.data.get(key) is not None else self._get(key)
+
+    def integer(self, key: str, default: int, *, minimum: int = 1) -> int:
+        value = self._get(key)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+            raise ConfigError(f"{self._name(key)} must be {what}, got {value!r}")
+        return value
+
+    def number(self, key: str, default: float, *, low: float, high: float) -> float:
+        value = self._get(key)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | float) or not low < value <= high:
+            raise ConfigError(
+                f"{self._name(key)} must be a number in ({low}, {high}], got {value!r}"
+            )
+        return float(value)
+
+    def duration(self, key: str) -> float | None:
+        value = self._get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise ConfigError(f'{self._name(key)} must be a duration such as "5m", got {value!r}')
+        try:
+            return parse_duration(value)
+        except ConfigError as exc:
+            raise ConfigError(f"{self._name(key)}: {exc}") from None
+
+    def strings(self, key: str) -> tuple[str, ...]:
+        value = self._get(key)
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{self._name(key)} must be a list of strings, got {value!r}")
+        return tuple(value)
+
+    def table(self, key: str) -> _Table:
+        value = self._get(key)
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{self._name(key)} must be a table, got {value!r}")
+        return _Table(value, self._name(key))
+
+    def tables(self, key: str) -> list[_Table]:
+        value = self._get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise ConfigError(f"{self._name(key)} must be an array of tables ([[{key}]])")
+        return [_Table(v, f"{self._name(key)}[{i}]") for i, v in enumerate(value)]
+
+    def done(self) -> None:
+        unknown = sorted(set(self.data) - self.used)
+        if unknown:
+            known = ", ".join(sorted(self.used))
+            raise ConfigError(f"{self._name(unknown[0])}: unknown key (known here: {known})")
+
+
+@dataclass(frozen=True)
+class Topics:
+    inference: str = "inference"
+    features: str | None = None
+    labels: str | None = None
+    windows: str = "driftline.windows"
+    dead_letter: str = "driftline.dead-letter"
+
+
+@dataclass(frozen=True)
+class KafkaConfig:
+    bootstrap_servers: str = "127.0.0.1:9092"
+    group_id: str = "driftline"
+    session_timeout_ms: int = 10_000
+    topics: Topics = field(default_factory=Topics)
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    """Count windows (``size`` events) or event-time windows (``duration`` seconds);
+    ``step`` makes them sliding; ``lateness`` is the allowed lateness for event time."""
+
+    size: int | None = 10_000
+    duration: float | None = None
+    step: int | float | None = None
+    lateness: float = 0.0
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    baseline: Path | None
+    versions: Mapping[str, Path] = field(default_factory=dict)
+    categorical: tuple[str, ...] = ()
+
+    def baseline_for(self, version: str) -> Path | None:
+        """The baseline of ``version``: its own, or the model's default."""
+        return self.versions.get(version, self.baseline)
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    kafka: KafkaConfig
+    state_dir: Path
+    window: WindowConfig
+    models: tuple[ModelConfig, ...]
+    policy: DriftPolicy
+    hysteresis: int
+
+    def model(self, name: str) -> ModelConfig | None:
+        return next((m for m in self.models if m.name == name), None)
+
+
+def _window(t: _Table) -> WindowConfig:
+    duration = t.duration("duration")
+    size = t.integer("size", 0) if t.data.get("size") is not None else None
+    if duration is not None and size is not None:
+        raise ConfigError("window: give either size (events) or duration (event time), not both")
+    if duration is None and size is None:
+        size = 10_000
+    step: int | float | None
+    if duration is not None:
+        step = t.duration("step")
+        if step is not None and step > duration:
+            raise ConfigError("window.step must not be longer than window.duration")
+    else:
+        step = t.integer("step", 0) if t.data.get("step") is not None else None
+        if step is not None and size is not None and step > size:
+            raise ConfigError("window.step must not be larger than window.size")
+    lateness = t.duration("lateness") or 0.0
+    if lateness and duration is None:
+        raise ConfigError("window.lateness applies to event-time windows (window.duration)")
+    t.done()
+    return WindowConfig(size=size, duration=duration, step=step, lateness=lateness)
+
+
+def _resolve(base: Path, value: str) -> Path:
+    p = Path(value)
+    return p if p.is_absolute() else base / p
+
+
+def _check_baseline(key: str, path: Path) -> None:
+    try:
+        bl.load(path)
+    except BaselineError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
+
+
+def _models(tables: list[_Table], base: Path) -> tuple[ModelConfig, ...]:
+    if not tables:
+        raise ConfigError("models: at least one [[models]] table is required")
+    out: list[ModelConfig] = []
+    for t in tables:
+        name = t.string("name", required=True)
+        if any(m.name == name for m in out):
+            raise ConfigError(f"{t.path}.name: model '{name}' is configured twice")
+        default = t.optional_string("baseline")
+        baseline = _resolve(base, default) if default else None
+        if baseline is not None:
+            _check_baseline(f"{t.path}.baseline", baseline)
+        versions: dict[str, Path] = {}
+        vt = t.table("versions")
+        for version in list(vt.data):
+            v = vt.table(version)
+            path = _resolve(base, v.string("baseline", required=True))
+            _check_baseline(f"{v.path}.baseline", path)
+            versions[version] = path
+            v.done()
+        vt.done()
+        if baseline is None and not versions:
+            raise ConfigError(f"{t.path}.baseline is required (or one per version under versions)")
+        out.append(ModelConfig(name, baseline, versions, t.strings("categorical")))
+        t.done()
+    return tuple(out)
+
+
+def _policy(t: _Table) -> DriftPolicy:
+    stats = {s.value for s in Statistic}
+    numeric = t.string("numeric_statistic", Statistic.PSI.value)
+    categorical = t.string("categorical_statistic", Statistic.PSI.value)
+    for key, value in (("numeric_statistic", numeric), ("categorical_statistic", categorical)):
+        if value not in stats:
+            raise ConfigError(f"{t.path}.{key} must be one of {sorted(stats)}, got {value!r}")
+    try:
+        policy = DriftPolicy(
+            numeric_statistic=Statistic(numeric),
+            categorical_statistic=Statistic(categorical),
+            threshold=t.number("threshold", 0.1, low=0.0, high=float("inf")),
+            min_rows_for_distance=t.integer("min_rows_for_distance", 1000, minimum=0),
+            alpha=t.number("alpha", 0.05, low=0.0, high=0.5),
+            drift_share=t.number("drift_share", 0.5, low=0.0, high=1.0),
+        )
+    except ValueError as exc:
+        raise ConfigError(f"{t.path}: {exc}") from None
+    t.done()
+    return policy
+
+
+def parse(data: Mapping[str, Any], path: Path) -> Config:
+    root = _Table(data, "")
+    base = path.parent
+    k = root.table("kafka")
+    topics_t = k.table("topics")
+    topics = Topics(
+        inference=topics_t.string("inference", "inference"),
+        features=topics_t.optional_string("features"),
+        labels=topics_t.optional_string("labels"),
+        windows=topics_t.string("windows", "driftline.windows"),
+        dead_letter=topics_t.string("dead_letter", "driftline.dead-letter"),
+    )
+    topics_t.done()
+    kafka = KafkaConfig(
+        bootstrap_servers=k.string("bootstrap_servers", "127.0.0.1:9092"),
+        group_id=k.string("group_id", "driftline"),
+        session_timeout_ms=k.integer("session_timeout_ms", 10_000, minimum=1000),
+        topics=topics,
+    )
+    k.done()
+    state = root.table("state")
+    state_dir = _resolve(base, state.string("dir", "./driftline-state"))
+    state.done()
+    window = _window(root.table("window"))
+    health = root.table("health")
+    hysteresis = health.integer("hysteresis", 2)
+    health.done()
+    policy = _policy(root.table("policy"))
+    models = _models(root.tables("models"), base)
+    root.done()
+    return Config(path, kafka, state_dir, window, models, policy, hysteresis)
+
+
+def load(path: str | Path) -> Config:
+    """Read and validate a config file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read the config: {exc.strerror or exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    try:
+        return parse(data, p)
+    except ConfigError as exc:
+        raise ConfigError(f"{p}: {exc}") from None

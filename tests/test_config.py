@@ -1,0 +1,190 @@
+"""driftline.toml: valid configs load into frozen values; every mistake names its key."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from driftline import baseline as bl
+from driftline import config
+from driftline.build import BuildOptions, build_from_batches
+from driftline.exceptions import ConfigError
+
+MINIMAL = """
+[kafka]
+bootstrap_servers = "127.0.0.1:19092"
+[window]
+size = 500
+[[models]]
+name = "fraud"
+baseline = "fraud.dlb"
+"""
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    import pyarrow as pa
+
+    rng = np.random.default_rng(0)
+    b, _ = build_from_batches(pa.table({"x": rng.normal(size=500)}).to_batches(), BuildOptions())
+    bl.save(b, tmp_path / "fraud.dlb")
+    bl.save(b, tmp_path / "fraud-v8.dlb")
+    return tmp_path
+
+
+def write(folder: Path, text: str) -> Path:
+    p = folder / "driftline.toml"
+    p.write_text(text)
+    return p
+
+
+def test_minimal_config_and_defaults(folder: Path) -> None:
+    cfg = config.load(write(folder, MINIMAL))
+    assert cfg.kafka.bootstrap_servers == "127.0.0.1:19092"
+    assert cfg.kafka.group_id == "driftline"
+    assert cfg.kafka.topics.windows == "driftline.windows"
+    assert cfg.kafka.topics.features is None
+    assert cfg.window.size == 500 and cfg.window.duration is None
+    assert cfg.state_dir == folder / "driftline-state"  # relative to the config file
+    m = cfg.model("fraud")
+    assert m is not None and m.baseline == folder / "fraud.dlb"
+    assert cfg.policy.threshold == 0.1 and cfg.hysteresis == 2
+
+
+def test_full_config(folder: Path) -> None:
+    text = """
+[kafka]
+bootstrap_servers = "k1:9092,k2:9092"
+group_id = "g"
+session_timeout_ms = 6000
+[kafka.topics]
+inference = "inf"
+features = "feat"
+labels = "lab"
+windows = "w"
+dead_letter = "dl"
+[state]
+dir = "/tmp/state"
+[window]
+duration = "5m"
+step = "1m"
+lateness = "30s"
+[health]
+hysteresis = 3
+[policy]
+threshold = 0.2
+numeric_statistic = "wasserstein"
+drift_share = 0.3
+[[models]]
+name = "fraud"
+categorical = ["country"]
+[models.versions."7"]
+baseline = "fraud.dlb"
+[models.versions."8"]
+baseline = "fraud-v8.dlb"
+"""
+    cfg = config.load(write(folder, text))
+    assert cfg.kafka.topics.labels == "lab" and cfg.kafka.session_timeout_ms == 6000
+    assert (cfg.window.duration, cfg.window.step, cfg.window.lateness) == (300.0, 60.0, 30.0)
+    assert cfg.window.size is None
+    assert cfg.hysteresis == 3 and cfg.policy.drift_share == 0.3
+    assert cfg.policy.numeric_statistic == "wasserstein"
+    m = cfg.models[0]
+    assert m.categorical == ("country",)
+    assert m.baseline_for("8") == folder / "fraud-v8.dlb"
+    assert m.baseline_for("9") is None  # no model-wide default
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("size = 500", "size = -5"), "window.size must be a positive integer, got -5"),
+        (("size = 500", 'size = "big"'), "window.size must be a positive integer, got 'big'"),
+        (("size = 500", 'size = 500\nduration = "5m"'), "either size (events) or duration"),
+        (("size = 500", 'duration = "5 minutes"'), "window.duration: a duration looks like"),
+        (("[window]", "[windw]"), "windw: unknown key"),
+        (("group", "group"), None),
+        (
+            ('bootstrap_servers = "127.0.0.1:19092"', "bootstrap_servers = 9092"),
+            "kafka.bootstrap_servers must be a non-empty string",
+        ),
+        (
+            ('bootstrap_servers = "127.0.0.1:19092"', 'bootstrap_servers = "x"\ntopcs = 1'),
+            "kafka.topcs: unknown key",
+        ),
+        (('baseline = "fraud.dlb"', 'baseline = "missing.dlb"'), "models[0].baseline: "),
+        (('name = "fraud"', 'nme = "fraud"'), "models[0].name is required"),
+        (('baseline = "fraud.dlb"', ""), "models[0].baseline is required"),
+        (("[[models]]", "[models]"), "models must be an array of tables"),
+        (("size = 500", 'size = 500\nlateness = "1m"'), "window.lateness applies to event-time"),
+        (("size = 500", "size = 500\nstep = 900"), "window.step must not be larger"),
+        (("[kafka]", "[kafka\n"), "not valid TOML"),
+    ],
+)
+def test_mistakes_name_the_key(folder: Path, change: tuple[str, str], message: str | None) -> None:
+    text = MINIMAL.replace(change[0], change[1], 1)
+    if message is None:
+        config.load(write(folder, text))
+        return
+    with pytest.raises(ConfigError) as exc:
+        config.load(write(folder, text))
+    assert message in str(exc.value)
+    assert str(exc.value).startswith(str(folder / "driftline.toml"))
+
+
+def test_policy_values_are_checked(folder: Path) -> None:
+    with pytest.raises(ConfigError, match=r"policy\.numeric_statistic must be one of"):
+        config.load(write(folder, MINIMAL + '[policy]\nnumeric_statistic = "t-test"\n'))
+    with pytest.raises(ConfigError, match=r"policy: numeric_statistic cannot be linf"):
+        config.load(write(folder, MINIMAL + '[policy]\nnumeric_statistic = "linf"\n'))
+    with pytest.raises(ConfigError, match=r"policy.alpha must be a number in \(0.0, 0.5\]"):
+        config.load(write(folder, MINIMAL + "[policy]\nalpha = 0.9\n"))
+
+
+def test_duplicate_models_and_corrupt_baseline(folder: Path) -> None:
+    twice = MINIMAL + '[[models]]\nname = "fraud"\nbaseline = "fraud.dlb"\n'
+    with pytest.raises(ConfigError, match=r"models\[1\]\.name: model 'fraud' is configured twice"):
+        config.load(write(folder, twice))
+    (folder / "fraud.dlb").write_bytes(b"junk")
+    with pytest.raises(ConfigError, match="not a driftline baseline"):
+        config.load(write(folder, MINIMAL))
+
+
+def test_check_command(folder: Path) -> None:
+    good = write(folder, MINIMAL)
+    r = subprocess.run(
+        [sys.executable, "-m", "driftline", "check", "--config", str(good)],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0 and f"{good}: ok" in r.stdout and "model fraud" in r.stdout
+    bad = write(folder, MINIMAL.replace("size = 500", "size = 0"))
+    r = subprocess.run(
+        [sys.executable, "-m", "driftline", "check", "--config", str(bad)],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 2
+    assert (
+        r.stderr.strip()
+        == f"driftline: error: {bad}: window.size must be a positive integer, got 0"
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "driftline", "check", "--config", str(folder / "none.toml")],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 2 and "cannot read the config" in r.stderr
+
+
+def test_shipped_example_config_loads(folder: Path) -> None:
+    example = Path(__file__).resolve().parent.parent / "examples" / "driftline.toml"
+    (folder / "data").mkdir()
+    (folder / "fraud.dlb").rename(folder / "data" / "fraud.dlb")
+    cfg = config.load(write(folder, example.read_text()))
+    assert cfg.window.size == 5000 and cfg.kafka.topics.labels == "labels"
+    assert cfg.models[0].baseline == folder / "data" / "fraud.dlb"
