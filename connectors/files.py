@@ -19,6 +19,7 @@ import pyarrow.ipc as ipc
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
+from driftline.columns import json_column
 from driftline.exceptions import DataError
 
 DEFAULT_BATCH_ROWS = 65_536
@@ -164,27 +165,6 @@ def _flatten(obj: dict[str, Any], prefix: str, out: dict[str, Any]) -> None:
             out[name] = value
 
 
-def _column(values: list[Any]) -> pa.Array:
-    """An Arrow array from JSON values; mixed types become strings, so that a number column
-    with a stray string keeps its numbers and the stray value becomes a type error later."""
-    try:
-        return pa.array(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return pa.array([_as_text(v) for v in values], type=pa.string())
-
-
-def _as_text(v: Any) -> str | None:
-    if v is None or isinstance(v, str):
-        return v
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    if isinstance(v, int | float):
-        return repr(v)
-    return orjson.dumps(v).decode()
-
-
 def _jsonl_tolerant(
     p: Path, batch_rows: int, on_invalid: Callable[[int, str], None]
 ) -> Iterator[pa.RecordBatch]:
@@ -216,5 +196,5 @@ def _jsonl_tolerant(
 
 
 def _batch(rows: list[dict[str, Any]], names: dict[str, None]) -> pa.RecordBatch:
-    arrays = [_column([r.get(n) for r in rows]) for n in names]
+    arrays = [json_column([r.get(n) for r in rows]) for n in names]
     return pa.RecordBatch.from_arrays(arrays, names=list(names))

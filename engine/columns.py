@@ -8,7 +8,10 @@ missing for the statistics. A categorical feature becomes bucket codes (see
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
@@ -99,3 +102,24 @@ class CategoryEncoder:
         missing = pc.is_null(strings).to_numpy(zero_copy_only=False)
         codes[missing] = -1
         return codes, type_errors
+
+
+def json_column(values: list[Any]) -> pa.Array:
+    """An Arrow array from JSON values; mixed types become strings, so that a number column
+    with a stray string keeps its numbers and the stray value becomes a type error later."""
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([_as_text(v) for v in values], type=pa.string())
+
+
+def _as_text(v: Any) -> str | None:
+    if v is None or isinstance(v, str):
+        return v
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    if isinstance(v, int | float):
+        return repr(v)
+    return orjson.dumps(v).decode()

@@ -1,0 +1,142 @@
+"""Event decoding: JSON and Arrow messages to per-version tables; bad ones dead-lettered."""
+
+from __future__ import annotations
+
+import orjson
+import pyarrow as pa
+import pytest
+
+from driftline.events import ARROW, FieldMap, decode, decode_arrow, decode_json, parse_ts
+
+NOW = 1_800_000_000.0
+FIELDS = FieldMap()
+
+
+def ev(**kw: object) -> bytes:
+    base: dict[str, object] = {
+        "model": "fraud",
+        "version": "7",
+        "id": "r1",
+        "ts": 100.5,
+        "features": {"amount": 12.5, "country": "DE"},
+        "prediction": 0.8,
+    }
+    base.update(kw)
+    return orjson.dumps({k: v for k, v in base.items() if v is not ...})
+
+
+def test_json_events_group_by_version() -> None:
+    out = decode_json(
+        [
+            ev(),
+            ev(id="r2", version=8, features={"amount": 3.0}),
+            ev(
+                id="r3",
+                ts="2026-11-22T00:00:00Z",
+                features={"amount": "oops", "country": "FR", "age": 40},
+            ),
+            ev(id="r4", ts=...),
+        ],
+        FIELDS,
+        NOW,
+    )
+    assert out.dead == [] and out.events == 4
+    assert set(out.tables) == {("fraud", "7"), ("fraud", "8")}
+    t7 = out.tables[("fraud", "7")][0].to_pydict()
+    assert t7["id"] == ["r1", "r3", "r4"]
+    assert t7["ts"] == [100.5, parse_ts("2026-11-22T00:00:00Z"), NOW]  # missing ts: now
+    assert t7["amount"] == ["12.5", "oops", "12.5"]  # a stray string keeps the column as text
+    assert t7["age"] == [None, 40, None]  # a feature absent from some events is null there
+    assert t7["prediction"] == [0.8, 0.8, 0.8]
+    assert out.tables[("fraud", "8")][0].column("amount").to_pylist() == [3.0]
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (b"{not json", "not JSON"),
+        (b"[1, 2]", "a JSON list, not an object"),
+        (ev(model=...), "missing or empty field 'model'"),
+        (ev(model=""), "missing or empty field 'model'"),
+        (ev(version=...), "missing field 'version'"),
+        (ev(version=True), "missing field 'version'"),
+        (ev(features=[1, 2]), "field 'features' must be an object"),
+        (ev(ts="yesterday"), "field 'ts' must be epoch seconds or ISO-8601, got 'yesterday'"),
+        (ev(ts=True), "field 'ts' must be epoch seconds"),
+    ],
+)
+def test_bad_json_is_dead_lettered_with_a_reason(value: bytes, reason: str) -> None:
+    out = decode_json([value, ev()], FIELDS, NOW)
+    assert out.events == 1  # the good message still goes through
+    assert len(out.dead) == 1 and reason in out.dead[0].reason and out.dead[0].value == value
+
+
+def test_field_map_reads_other_layouts() -> None:
+    fields = FieldMap(
+        model="meta.model", version="meta.v", features="inputs", prediction="out.score", ts="time"
+    )
+    raw = orjson.dumps(
+        {"meta": {"model": "m", "v": 3}, "inputs": {"x": 1.0}, "out": {"score": 0.2}, "time": 5}
+    )
+    out = decode_json([raw], fields, NOW)
+    t = out.tables[("m", "3")][0].to_pydict()
+    assert t["x"] == [1.0] and t["prediction"] == [0.2] and t["ts"] == [5.0]
+
+
+def ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def test_arrow_batches_struct_and_flat() -> None:
+    struct = pa.table(
+        {
+            "model": ["fraud", "fraud", "spam"],
+            "version": pa.array([7, 7, 1]),
+            "ts": [1.0, 2.0, None],
+            "features": pa.array(
+                [
+                    {"amount": 1.0, "country": "DE"},
+                    {"amount": 2.0, "country": "FR"},
+                    {"amount": 3.0, "country": "IT"},
+                ]
+            ),
+            "prediction": [0.1, 0.2, 0.3],
+        }
+    )
+    out = decode(ipc(struct), ARROW, FIELDS, NOW)
+    assert out.dead == [] and out.events == 3
+    t = out.tables[("fraud", "7")][0]
+    assert t.column_names == ["id", "ts", "amount", "country", "prediction"]
+    assert t.column("amount").to_pylist() == [1.0, 2.0]
+    assert out.tables[("spam", "1")][0].column("ts").to_pylist() == [NOW]  # null time: now
+    flat = pa.table({"model": ["m"], "version": ["1"], "x": [4.0], "id": [9]})
+    t2 = decode_arrow(ipc(flat), FIELDS, NOW).tables[("m", "1")][0]
+    assert t2.column("x").to_pylist() == [4.0] and t2.column("id").to_pylist() == ["9"]
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (b"\x00\x01garbage", "not an Arrow IPC stream"),
+        (ipc(pa.table({"version": ["1"], "x": [1.0]})), "no 'model' column"),
+        (
+            ipc(pa.table({"model": ["m"], "version": ["1"], "features": [1.0]})),
+            "'features' must be a struct",
+        ),
+        (ipc(pa.table({"model": ["m"], "version": ["1"], "ts": [[1]]})), "'ts' is not a time"),
+    ],
+)
+def test_bad_arrow_is_dead_lettered(value: bytes, reason: str) -> None:
+    out = decode(value, ARROW, FIELDS, NOW)
+    assert out.events == 0 and len(out.dead) == 1 and reason in out.dead[0].reason
+
+
+def test_rows_without_model_are_counted_and_content_type_checked() -> None:
+    t = pa.table({"model": ["m", None], "version": ["1", "1"], "x": [1.0, 2.0]})
+    out = decode(ipc(t), ARROW + "; charset=binary", FIELDS, NOW)
+    assert out.events == 1 and "1 rows of the Arrow batch have no model" in out.dead[0].reason
+    other = decode(b"x", "text/csv", FIELDS, NOW)
+    assert other.dead[0].reason == "unsupported content-type 'text/csv'"
