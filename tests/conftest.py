@@ -1,5 +1,10 @@
+import itertools
 import os
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
+from brokers import tansu
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -7,3 +12,28 @@ settings.register_profile(
 )
 settings.register_profile("dev", max_examples=50, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+_topics = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Bootstrap address of a real Kafka-protocol broker (Tansu), one per test session."""
+    log = Path(tmp_path_factory.mktemp("tansu")) / "tansu.log"
+    with tansu(log) as bootstrap:
+        yield bootstrap
+
+
+@pytest.fixture
+def topic(broker: str, request: pytest.FixtureRequest) -> str:
+    """A fresh topic (one partition) for this test."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    name = f"t{next(_topics)}-{request.node.name[:40]}".replace("[", "-").replace("]", "")
+    admin = KafkaAdminClient(bootstrap_servers=broker)
+    try:
+        admin.create_topics([NewTopic(name, 1, 1)])
+    finally:
+        admin.close()
+    return name
