@@ -162,18 +162,10 @@ def compare(dl_rows: list[dict[str, Any]], ref_rows: list[dict[str, Any]]) -> di
                 entry = per_stat[s]
                 if a is None and b is None:
                     continue
+                where = {"statistic": s, "feature": name, "window": i, "driftline": a, "scipy": b}
                 if a is None or b is None or a == "<absent>":
                     entry["null_mismatch"] += 1
-                    violations.append(
-                        {
-                            "statistic": s,
-                            "feature": name,
-                            "window": i,
-                            "driftline": a,
-                            "scipy": b,
-                            "abs_diff": None,
-                        }
-                    )
+                    violations.append({**where, "abs_diff": None})
                     continue
                 diff = abs(float(a) - float(b))
                 if math.isnan(diff):
@@ -183,16 +175,7 @@ def compare(dl_rows: list[dict[str, Any]], ref_rows: list[dict[str, Any]]) -> di
                     entry["max_abs_diff"] = diff
                     entry["where"] = {"feature": name, "window": i, "driftline": a, "scipy": b}
                 if diff > TOLERANCE[s]:
-                    violations.append(
-                        {
-                            "statistic": s,
-                            "feature": name,
-                            "window": i,
-                            "driftline": a,
-                            "scipy": b,
-                            "abs_diff": diff,
-                        }
-                    )
+                    violations.append({**where, "abs_diff": diff})
     return {
         "windows_driftline": len(dl_rows),
         "windows_scipy": len(ref_rows),
