@@ -230,6 +230,20 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def timed_runs(
+    label: str, cmd: list[str], log_path: Path, env: dict[str, str], repeat: int
+) -> list[dict[str, Any]]:
+    """``repeat`` timed runs of ``cmd``, each checked and logged."""
+    runs = []
+    for k in range(repeat):
+        log(f"== {label} (timed, run {k + 1}/{repeat})")
+        r = run_timed(cmd, log_path, env)
+        check(r, label, log_path)
+        log(f"  {r['wall_s']:.2f} s, peak RSS {r['peak_rss_mb']:.0f} MB")
+        runs.append(r)
+    return runs
+
+
 def summarise(runs: list[dict[str, Any]], rows: int, n_features: int) -> dict[str, Any]:
     wall = statistics.median(r["wall_s"] for r in runs)
     return {
@@ -434,13 +448,9 @@ def main(argv: list[str] | None = None) -> int:
     check(warm, "driftline replay (warm-up)", cache / "driftline_warmup.log")
     log(f"  {warm['wall_s']:.2f} s")
 
-    dl_runs = []
-    for k in range(a.repeat):
-        log(f"== driftline replay (timed, run {k + 1}/{a.repeat})")
-        r = run_timed(replay_cmd, cache / "driftline_replay.log", env)
-        check(r, "driftline replay", cache / "driftline_replay.log")
-        log(f"  {r['wall_s']:.2f} s, peak RSS {r['peak_rss_mb']:.0f} MB")
-        dl_runs.append(r)
+    dl_runs = timed_runs(
+        "driftline replay", replay_cmd, cache / "driftline_replay.log", env, a.repeat
+    )
 
     scipy_cmd = [
         sys.executable,
@@ -454,13 +464,9 @@ def main(argv: list[str] | None = None) -> int:
         "-o",
         str(sp_out),
     ]
-    sp_runs = []
-    for k in range(a.repeat):
-        log(f"== scipy_reference.py (timed, run {k + 1}/{a.repeat})")
-        r = run_timed(scipy_cmd, cache / "scipy_reference.log", env)
-        check(r, "scipy_reference.py", cache / "scipy_reference.log")
-        log(f"  {r['wall_s']:.2f} s, peak RSS {r['peak_rss_mb']:.0f} MB")
-        sp_runs.append(r)
+    sp_runs = timed_runs(
+        "scipy_reference.py", scipy_cmd, cache / "scipy_reference.log", env, a.repeat
+    )
 
     log("== comparing outputs")
     agreement = compare(load_jsonl(dl_out), load_jsonl(sp_out))

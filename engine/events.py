@@ -16,7 +16,6 @@ of the wrong type is kept (and counted as a type error when the window is comput
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +27,7 @@ import pyarrow.compute as pc
 
 from driftline.columns import json_column
 from driftline.exceptions import DataError
-from driftline.windows import to_seconds
+from driftline.windows import parse_ts, to_seconds
 
 JSON = "application/json"
 ARROW = "application/vnd.apache.arrow.stream"
@@ -76,23 +75,6 @@ def _path(obj: Mapping[str, Any], dotted: str) -> Any:
             return None
         cur = cur.get(part)
     return cur
-
-
-def parse_ts(value: Any) -> float | None:
-    """Epoch seconds, or ISO-8601 text (UTC when no offset); None if neither."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            d = dt.datetime.fromisoformat(value)
-        except ValueError:
-            return None
-        if d.tzinfo is None:
-            d = d.replace(tzinfo=dt.UTC)
-        return d.timestamp()
-    return None
 
 
 def _version(value: Any) -> str | None:

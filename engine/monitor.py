@@ -239,14 +239,3 @@ class Monitor:
         if d.method is Method.TEST:
             entry["decision"]["adjusted_pvalue"] = _num(d.adjusted_pvalue)
         return entry
-
-
-def summarise(records: list[Mapping[str, Any]]) -> dict[str, Any]:
-    """Counts over a replay: windows, drifted windows per feature, health histogram."""
-    per_feature: dict[str, int] = {}
-    health: dict[str, int] = {"ok": 0, "warning": 0, "critical": 0}
-    for r in records:
-        health[r["health"]] += 1
-        for name, f in r["features"].items():
-            per_feature[name] = per_feature.get(name, 0) + int(bool(f.get("drift")))
-    return {"windows": len(records), "health": health, "drifted_windows": per_feature}

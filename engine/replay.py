@@ -98,9 +98,12 @@ class InvalidLines:
 
 
 def windows_of(
-    opts: ReplayOptions, monitor: Monitor, progress: Progress, invalid: InvalidLines | None = None
+    opts: ReplayOptions,
+    spec: WindowSpec,
+    monitor: Monitor,
+    progress: Progress,
+    invalid: InvalidLines | None = None,
 ) -> Iterator[Window]:
-    spec = WindowSpec.parse(opts.window, opts.lateness)
     if spec.seconds is not None and opts.time_column is None:
         raise ConfigError(f"--window {opts.window} is a duration: it needs --time-column")
     if opts.lateness and spec.seconds is None:
@@ -165,7 +168,7 @@ def replay(
         if table is not None:
             table.header()
         invalid = InvalidLines(progress)
-        for window in windows_of(opts, monitor, progress, invalid):
+        for window in windows_of(opts, spec, monitor, progress, invalid):
             if invalid.pending:
                 window = replace(window, invalid_events=invalid.take())
             record = monitor.record(window)

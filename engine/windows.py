@@ -9,6 +9,7 @@ window that closes. A row with no usable event time is counted as ``invalid_time
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
 from collections.abc import Iterable, Iterator
@@ -102,26 +103,32 @@ def to_seconds(arr: pa.Array | pa.ChunkedArray) -> NDArray[np.float64]:
     )
 
 
+def parse_ts(value: object) -> float | None:
+    """Epoch seconds, or ISO-8601 text (UTC when it has no offset); None if neither."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            d = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        if d.tzinfo is None:
+            d = d.replace(tzinfo=dt.UTC)
+        return d.timestamp()
+    return None
+
+
 def _iso_seconds(arr: pa.Array | pa.ChunkedArray) -> NDArray[np.float64]:
     for target in (pa.timestamp("us", tz="UTC"), pa.timestamp("us")):
         try:
             return to_seconds(pc.cast(arr, target))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             continue
-    out = np.full(len(arr), np.nan)
-    import datetime as dt
-
-    for i, v in enumerate(arr.to_pylist()):
-        if v is None:
-            continue
-        try:
-            d = dt.datetime.fromisoformat(str(v))
-        except ValueError:
-            continue
-        if d.tzinfo is None:
-            d = d.replace(tzinfo=dt.UTC)
-        out[i] = d.timestamp()
-    return out
+    # mixed formats: value by value
+    parsed = (parse_ts(v) for v in arr.to_pylist())
+    return np.array([np.nan if t is None else t for t in parsed], dtype=np.float64)
 
 
 def count_windows(

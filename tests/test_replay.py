@@ -359,3 +359,14 @@ def test_quality_problems_raise_health() -> None:
     assert rec["features"]["x"]["type_errors"] == 50
     assert "x: 50 values of the wrong type" in rec["quality"]["problems"]
     mon.close()
+
+
+def test_mixed_time_formats_parse_value_by_value() -> None:
+    from driftline.windows import to_seconds
+
+    # no single Arrow cast reads both forms, so each value is parsed on its own
+    arr = pa.array(["2026-11-22T00:00:00+01:00", "2026-11-22 00:00:00", "soon", None])
+    got = to_seconds(arr)
+    assert got[0] == 1795302000.0  # 2026-11-21T23:00:00Z
+    assert got[1] - got[0] == 3600.0  # the naive one is UTC, the other an hour ahead of it
+    assert np.isnan(got[2]) and np.isnan(got[3])
