@@ -80,27 +80,41 @@ def numeric_statistics(
     if arr.ndim != 1:
         raise ValueError(f"a window must be 1-D, got shape {arr.shape}")
     cur, n_nan, n_inf = finite_sorted(np.ascontiguousarray(arr))
+    return numeric_statistics_sorted(ref, cur, arr.shape[0], n_nan, n_inf, type_errors)
+
+
+def numeric_statistics_sorted(
+    ref: NumericReference,
+    cur: NDArray[np.float64],
+    count: int,
+    missing: int,
+    nonfinite: int,
+    type_errors: int = 0,
+) -> NumericStatistics:
+    """:func:`numeric_statistics` of a window already reduced to its sorted finite values
+    (what :func:`~driftline.detectors.sorting.finite_sorted` returns), so that one sort
+    serves several references."""
     n = cur.shape[0]
     counts = _bin_counts_sorted(cur, ref.edges)
     if n == 0 or ref.sample.shape[0] == 0:
         nan = math.nan
         return NumericStatistics(
-            arr.shape[0], n, nan, nan, nan, nan, nan, n_nan, n_inf, 0, type_errors, counts
+            count, n, nan, nan, nan, nan, nan, missing, nonfinite, 0, type_errors, counts
         )
     cur_props = counts / n
     d, w1 = ks_w1_sorted(ref.sample, ref.integral, cur)
     p = ks_pvalue(d, ref.sample.shape[0], n)
     oor = out_of_range_sorted(cur, ref.min, ref.max)
     return NumericStatistics(
-        count=arr.shape[0],
+        count=count,
         n=n,
         psi=float(_psi(ref.proportions, cur_props, PSI_EPSILON)),
         ks_statistic=float(d),
         ks_pvalue=float(p),
         js_distance=float(_js_distance(ref.proportions, cur_props)),
         wasserstein=float(w1) / normaliser(ref.std),
-        missing=n_nan,
-        nonfinite=n_inf,
+        missing=missing,
+        nonfinite=nonfinite,
         out_of_range=int(oor),
         type_errors=type_errors,
         bin_counts=counts,

@@ -158,6 +158,32 @@ def _parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--config", required=True, help="the TOML config file")
 
+    sv = sub.add_parser(
+        "serve",
+        help="run the engine: consume Kafka events, publish window records",
+        description="Consume inference (and feature) events from Kafka, window them per model "
+        "version, compare every window with the training baseline (skew) and with the "
+        "previous window (drift), track health with hysteresis, publish one record per "
+        "closed window to the windows topic and bad messages to the dead-letter topic. "
+        "State is checkpointed under state.dir; offsets are committed only after the "
+        "checkpoint covering them is durable. SIGTERM drains and exits 0.",
+        epilog="Example: driftline serve --config driftline.toml --create-topics",
+    )
+    sv.add_argument("--config", required=True, help="the TOML config file")
+    sv.add_argument(
+        "--create-topics",
+        action="store_true",
+        help="create missing topics (1 partition) instead of stopping with an error",
+    )
+    sv.add_argument(
+        "--idle-exit",
+        type=float,
+        metavar="SECONDS",
+        help="drain and exit 0 after this many seconds without a message (batch jobs, tests)",
+    )
+    sv.add_argument("--threads", type=_count, default=0, help="column threads (default 0: two)")
+    sv.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
+
     e = sub.add_parser(
         "example",
         help="write the example fraud dataset (training + drifting serving data)",
@@ -183,6 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _replay(args)
         if args.command == "check":
             return _check(args)
+        if args.command == "serve":
+            return _serve(args)
         return _example(args)
     except DriftlineError as exc:
         print(f"driftline: error: {exc}", file=sys.stderr)
@@ -343,6 +371,27 @@ def _check(args: argparse.Namespace) -> int:
             + (f"; {versions}" if versions else "")
         )
     return EXIT_OK
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import logging
+
+    from driftline import config
+    from driftline.serve import ServeOptions, serve
+
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    cfg = config.load(args.config)
+    return serve(
+        cfg,
+        ServeOptions(
+            idle_exit=args.idle_exit, create_topics=args.create_topics, threads=args.threads
+        ),
+    )
 
 
 def _example(args: argparse.Namespace) -> int:

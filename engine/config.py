@@ -33,6 +33,7 @@ from typing import Any
 
 from driftline import baseline as bl
 from driftline.detectors import DriftPolicy, Statistic
+from driftline.events import FieldMap
 from driftline.exceptions import BaselineError, ConfigError
 from driftline.windows import parse_duration
 
@@ -72,6 +73,12 @@ class _Table:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
             raise ConfigError(f"{self._name(key)} must be {what}, got {value!r}")
+        return value
+
+    def choice(self, key: str, options: tuple[str, ...], default: str) -> str:
+        value = self.string(key, default)
+        if value not in options:
+            raise ConfigError(f"{self._name(key)} must be one of {list(options)}, got {value!r}")
         return value
 
     def number(self, key: str, default: float, *, low: float, high: float) -> float:
@@ -141,6 +148,12 @@ class KafkaConfig:
     group_id: str = "driftline"
     session_timeout_ms: int = 10_000
     topics: Topics = field(default_factory=Topics)
+    mode: str = "group"
+    """``group``: join the consumer group (instances split the partitions); ``assign``: read
+    every partition of the input topics, alone."""
+    auto_offset_reset: str = "earliest"
+    """Where to start a partition with no committed offset and no checkpoint."""
+    max_poll_records: int = 10_000
 
 
 @dataclass(frozen=True)
@@ -175,6 +188,9 @@ class Config:
     models: tuple[ModelConfig, ...]
     policy: DriftPolicy
     hysteresis: int
+    checkpoint_interval: float = 5.0
+    """Seconds between checkpoints (and offset commits)."""
+    fields: FieldMap = field(default_factory=FieldMap)
 
     def model(self, name: str) -> ModelConfig | None:
         return next((m for m in self.models if m.name == name), None)
@@ -192,6 +208,8 @@ def _window(t: _Table) -> WindowConfig:
         step = t.duration("step")
         if step is not None and step > duration:
             raise ConfigError("window.step must not be longer than window.duration")
+        if step is not None and abs(duration / step - round(duration / step)) > 1e-9:
+            raise ConfigError("window.duration must be a whole multiple of window.step")
     else:
         step = t.integer("step", 0) if t.data.get("step") is not None else None
         if step is not None and size is not None and step > size:
@@ -283,11 +301,21 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
         group_id=k.string("group_id", "driftline"),
         session_timeout_ms=k.integer("session_timeout_ms", 10_000, minimum=1000),
         topics=topics,
+        mode=k.choice("mode", ("group", "assign"), "group"),
+        auto_offset_reset=k.choice("auto_offset_reset", ("earliest", "latest"), "earliest"),
+        max_poll_records=k.integer("max_poll_records", 10_000),
     )
     k.done()
     state = root.table("state")
     state_dir = _resolve(base, state.string("dir", "./driftline-state"))
+    interval = state.duration("checkpoint_interval")
     state.done()
+    ev = root.table("events")
+    defaults = FieldMap()
+    fields = FieldMap(
+        **{name: ev.string(name, getattr(defaults, name)) for name in FieldMap.__dataclass_fields__}
+    )
+    ev.done()
     window = _window(root.table("window"))
     health = root.table("health")
     hysteresis = health.integer("hysteresis", 2)
@@ -295,7 +323,17 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
     policy = _policy(root.table("policy"))
     models = _models(root.tables("models"), base)
     root.done()
-    return Config(path, kafka, state_dir, window, models, policy, hysteresis)
+    return Config(
+        path,
+        kafka,
+        state_dir,
+        window,
+        models,
+        policy,
+        hysteresis,
+        checkpoint_interval=5.0 if interval is None else interval,
+        fields=fields,
+    )
 
 
 def load(path: str | Path) -> Config:

@@ -12,11 +12,20 @@ top-level columns. Field names are mappable with dotted paths (:class:`FieldMap`
 What cannot be used is not lost: a message that does not decode, or an event without a
 model, version or features, becomes a :class:`DeadLetter` with the reason. A feature value
 of the wrong type is kept (and counted as a type error when the window is computed).
+
+A batch of JSON messages is decoded in one call of pyarrow's JSON reader (columns built in
+C++, no Python object per event) whenever the batch is well formed and its columns have one
+type each; otherwise — a broken message, a feature that is a number in one event and text in
+another — the batch is decoded message by message with orjson, which keeps every good event
+and dead-letters each bad one with its reason. Both paths give the same values.
+
+Every decoded table carries :data:`MESSAGE`, the index of the message each row came from,
+so that a later stage can still dead-letter the original bytes of a row.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +33,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.json as pj
 
 from driftline.columns import json_column
 from driftline.exceptions import DataError
@@ -31,6 +41,10 @@ from driftline.windows import parse_ts, to_seconds
 
 JSON = "application/json"
 ARROW = "application/vnd.apache.arrow.stream"
+MESSAGE = "__message"
+"""Column of every decoded table: the index, in the decoded batch, of the row's message."""
+FAST_PATH_MIN = 16
+"""Batches smaller than this skip the columnar JSON reader (its set-up costs more)."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +64,11 @@ class FieldMap:
 class DeadLetter:
     value: bytes
     reason: str
+    """What is wrong, for a person (sent in the dead-letter message's header)."""
+    code: str = "invalid"
+    """A fixed, short name of the kind of fault, for counting (metric label ``reason``)."""
+    message: int = 0
+    """Index of the message in the decoded batch."""
 
 
 @dataclass
@@ -87,13 +106,14 @@ def _version(value: Any) -> str | None:
 
 @dataclass
 class _Group:
+    messages: list[int] = field(default_factory=list)
     ids: list[Any] = field(default_factory=list)
     ts: list[float] = field(default_factory=list)
     predictions: list[Any] = field(default_factory=list)
     features: dict[str, list[Any]] = field(default_factory=dict)
 
     def append(
-        self, event_id: Any, ts: float, features: Mapping[str, Any], prediction: Any
+        self, message: int, event_id: Any, ts: float, features: Mapping[str, Any], prediction: Any
     ) -> None:
         n = len(self.ids)
         for name, value in features.items():
@@ -104,6 +124,7 @@ class _Group:
         for column in self.features.values():
             if len(column) == n:  # absent from this event
                 column.append(None)
+        self.messages.append(message)
         self.ids.append(event_id)
         self.ts.append(ts)
         self.predictions.append(prediction)
@@ -115,32 +136,51 @@ class _Group:
         }
         columns.update({name: json_column(values) for name, values in self.features.items()})
         columns["prediction"] = json_column(self.predictions)
+        columns[MESSAGE] = pa.array(self.messages, pa.int64())
         return pa.table(columns)
 
 
-def decode_json(values: Iterable[bytes], fields: FieldMap, now: float) -> Decoded:
-    """JSON messages → per-version tables; ``now`` stands in for a missing ``ts``."""
+def _nows(now: float | Sequence[float], n: int) -> Sequence[float]:
+    return [float(now)] * n if isinstance(now, int | float) else now
+
+
+def decode_json(values: Sequence[bytes], fields: FieldMap, now: float | Sequence[float]) -> Decoded:
+    """JSON messages → per-version tables. ``now`` (one time, or one per message, such as
+    the Kafka record timestamps) stands in for a missing ``ts``."""
+    nows = _nows(now, len(values))
+    if len(nows) != len(values):
+        raise ValueError(f"{len(values)} messages but {len(nows)} fallback times")
+    fast = _decode_json_columnar(values, fields, nows) if len(values) >= FAST_PATH_MIN else None
+    return fast if fast is not None else _decode_json_each(values, fields, nows)
+
+
+def _decode_json_each(values: Sequence[bytes], fields: FieldMap, nows: Sequence[float]) -> Decoded:
     out = Decoded()
     groups: dict[tuple[str, str], _Group] = {}
-    for value in values:
+    for i, value in enumerate(values):
         try:
             obj = orjson.loads(value)
         except orjson.JSONDecodeError as exc:
-            out.dead.append(DeadLetter(value, f"not JSON: {exc}"))
+            out.dead.append(DeadLetter(value, f"not JSON: {exc}", "not_json", i))
             continue
         if not isinstance(obj, dict):
-            out.dead.append(DeadLetter(value, f"a JSON {type(obj).__name__}, not an object"))
+            reason = f"a JSON {type(obj).__name__}, not an object"
+            out.dead.append(DeadLetter(value, reason, "not_object", i))
             continue
-        reason, key, ts = _check(obj, fields, now)
+        reason, code, key, ts = _check(obj, fields, nows[i])
         if reason:
-            out.dead.append(DeadLetter(value, reason))
+            out.dead.append(DeadLetter(value, reason, code, i))
             continue
         assert key is not None and ts is not None
         group = groups.get(key)
         if group is None:
             group = groups[key] = _Group()
         group.append(
-            _path(obj, fields.id), ts, _path(obj, fields.features), _path(obj, fields.prediction)
+            i,
+            _path(obj, fields.id),
+            ts,
+            _path(obj, fields.features),
+            _path(obj, fields.prediction),
         )
     for key, group in groups.items():
         out.add(key, group.table())
@@ -149,40 +189,151 @@ def decode_json(values: Iterable[bytes], fields: FieldMap, now: float) -> Decode
 
 def _check(
     obj: Mapping[str, Any], fields: FieldMap, now: float
-) -> tuple[str | None, tuple[str, str] | None, float | None]:
+) -> tuple[str | None, str, tuple[str, str] | None, float | None]:
     model = _path(obj, fields.model)
     if not isinstance(model, str) or not model:
-        return f"missing or empty field '{fields.model}'", None, None
+        return f"missing or empty field '{fields.model}'", "missing_field", None, None
     version = _version(_path(obj, fields.version))
     if version is None:
-        return f"missing field '{fields.version}' (a string or an integer)", None, None
+        reason = f"missing field '{fields.version}' (a string or an integer)"
+        return reason, "missing_field", None, None
     features = _path(obj, fields.features)
     if not isinstance(features, dict):
-        return f"field '{fields.features}' must be an object of feature values", None, None
+        reason = f"field '{fields.features}' must be an object of feature values"
+        return reason, "missing_field", None, None
     raw_ts = _path(obj, fields.ts)
     ts = now if raw_ts is None else parse_ts(raw_ts)
     if ts is None:
-        return f"field '{fields.ts}' must be epoch seconds or ISO-8601, got {raw_ts!r}", None, None
-    return None, (model, version), ts
+        reason = f"field '{fields.ts}' must be epoch seconds or ISO-8601, got {raw_ts!r}"
+        return reason, "bad_time", None, None
+    return None, "", (model, version), ts
 
 
-def decode_arrow(value: bytes, fields: FieldMap, now: float) -> Decoded:
+def _at(table: pa.Table, dotted: str) -> pa.ChunkedArray | pa.Array | None:
+    """The column at a dotted path through struct columns, or None."""
+    first, *rest = dotted.split(".")
+    if first not in table.column_names:
+        return None
+    col: pa.ChunkedArray | pa.Array = table.column(first)
+    for part in rest:
+        t = col.type
+        if not pa.types.is_struct(t) or t.get_field_index(part) < 0:
+            return None
+        col = pc.struct_field(col, part)
+    return col
+
+
+def _decode_json_columnar(
+    values: Sequence[bytes], fields: FieldMap, nows: Sequence[float]
+) -> Decoded | None:
+    """The whole batch in one pass of pyarrow's JSON reader; None when the batch needs the
+    message-by-message path (a message that is not one JSON object on one line, columns
+    whose type changes between events, required fields of the wrong type)."""
+    n = len(values)
+    buf = b"\n".join(values)
+    if buf.count(b"\n") != n - 1:  # a message spans lines: let orjson judge it
+        return None
+    try:
+        table = pj.read_json(pa.py_buffer(buf))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return None
+    if table.num_rows != n:  # blank messages, or several objects in one
+        return None
+    model = _at(table, fields.model)
+    version = _at(table, fields.version)
+    features = _at(table, fields.features)
+    if model is None or not pa.types.is_string(model.type):
+        return None
+    if version is None or not (
+        pa.types.is_string(version.type) or pa.types.is_integer(version.type)
+    ):
+        return None
+    if features is None or not pa.types.is_struct(features.type):
+        return None
+    raw_ts = _at(table, fields.ts)
+    if raw_ts is None:
+        ts = np.asarray(nows, dtype=np.float64)
+    else:
+        try:
+            seconds = to_seconds(raw_ts)
+        except DataError:
+            return None
+        absent = pc.is_null(raw_ts).to_numpy(zero_copy_only=False)
+        if np.isnan(seconds[~absent]).any():  # unreadable times: reasons per message
+            return None
+        ts = np.where(absent, np.asarray(nows, dtype=np.float64), seconds)
+    versions = pc.cast(version, pa.string())
+    bad = pc.or_(
+        pc.or_(pc.is_null(model), pc.equal(pc.utf8_length(model), 0)),
+        pc.or_(pc.is_null(versions), pc.is_null(features)),
+    )
+    if pc.any(bad).as_py():
+        return None
+    if isinstance(features, pa.ChunkedArray):
+        features = features.combine_chunks()
+    columns: dict[str, Any] = {
+        "id": _column_or_nulls(table, fields.id, n, pa.string()),
+        "ts": pa.array(ts, pa.float64()),
+    }
+    for i in range(features.type.num_fields):
+        columns[features.type.field(i).name] = features.field(i)
+    columns["prediction"] = _column_or_nulls(table, fields.prediction, n, None)
+    columns[MESSAGE] = pa.array(np.arange(n, dtype=np.int64))
+    out = Decoded()
+    _split_by_version(pa.table(columns), model, versions, out)
+    return out
+
+
+def _column_or_nulls(
+    table: pa.Table, dotted: str, n: int, cast: pa.DataType | None
+) -> pa.ChunkedArray | pa.Array:
+    col = _at(table, dotted)
+    if col is None:
+        return pa.nulls(n, cast or pa.null())
+    return pc.cast(col, cast) if cast is not None and col.type != cast else col
+
+
+def _split_by_version(
+    whole: pa.Table,
+    models: pa.ChunkedArray | pa.Array,
+    versions: pa.ChunkedArray | pa.Array,
+    out: Decoded,
+) -> None:
+    """Rows of ``whole`` into ``out``, one table per (model, version) in order of first
+    appearance; rows without a model or version are left out (the caller reports them)."""
+    keys = pa.table({"m": models, "v": versions})
+    groups = keys.group_by(["m", "v"], use_threads=False).aggregate([])
+    if groups.num_rows == 1:
+        row = groups.to_pylist()[0]
+        if row["m"] is not None and row["v"] is not None:
+            out.add((row["m"], row["v"]), whole)
+        return
+    for row in groups.to_pylist():
+        if row["m"] is None or row["v"] is None:
+            continue
+        mask = pc.and_(pc.equal(models, row["m"]), pc.equal(versions, row["v"]))
+        out.add((row["m"], row["v"]), whole.filter(mask))
+
+
+def decode_arrow(value: bytes, fields: FieldMap, now: float, message: int = 0) -> Decoded:
     """One Arrow IPC stream message (a batch of events) → per-version tables."""
     out = Decoded()
+
+    def dead(reason: str, code: str) -> Decoded:
+        out.dead.append(DeadLetter(value, reason, code, message))
+        return out
+
     try:
         table = pa.ipc.open_stream(pa.py_buffer(value)).read_all()
     except (pa.ArrowInvalid, OSError) as exc:
-        out.dead.append(DeadLetter(value, f"not an Arrow IPC stream: {exc}"))
-        return out
+        return dead(f"not an Arrow IPC stream: {exc}", "not_arrow")
     names = table.column_names
     for required in (fields.model, fields.version):
         if required not in names:
-            out.dead.append(DeadLetter(value, f"Arrow batch has no '{required}' column"))
-            return out
+            return dead(f"Arrow batch has no '{required}' column", "missing_field")
     if fields.features in names:
         if not pa.types.is_struct(table.schema.field(fields.features).type):
-            out.dead.append(DeadLetter(value, f"Arrow column '{fields.features}' must be a struct"))
-            return out
+            return dead(f"Arrow column '{fields.features}' must be a struct", "bad_arrow")
         table = table.flatten()
         prefix = fields.features + "."
         table = table.rename_columns([n.removeprefix(prefix) for n in table.column_names])
@@ -191,16 +342,19 @@ def decode_arrow(value: bytes, fields: FieldMap, now: float) -> Decoded:
     n = table.num_rows
     ts = _arrow_ts(table, fields.ts, now)
     if ts is None:
-        out.dead.append(DeadLetter(value, f"Arrow column '{fields.ts}' is not a time"))
-        return out
-    models = pc.cast(table.column(fields.model), pa.string())
-    versions = pc.cast(table.column(fields.version), pa.string())
-    base = {
-        "id": (
+        return dead(f"Arrow column '{fields.ts}' is not a time", "bad_time")
+    try:
+        models = pc.cast(table.column(fields.model), pa.string())
+        versions = pc.cast(table.column(fields.version), pa.string())
+        ids = (
             pc.cast(table.column(fields.id), pa.string())
             if fields.id in table.column_names
             else pa.nulls(n, pa.string())
-        ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        return dead(f"Arrow model, version or id column is not text: {exc}", "bad_arrow")
+    base = {
+        "id": ids,
         "ts": ts,
         **{name: table.column(name) for name in features},
         "prediction": (
@@ -208,19 +362,12 @@ def decode_arrow(value: bytes, fields: FieldMap, now: float) -> Decoded:
             if fields.prediction in table.column_names
             else pa.nulls(n)
         ),
+        MESSAGE: pa.array(np.full(n, message, dtype=np.int64)),
     }
-    whole = pa.table(base)
-    keys = pa.table({"m": models, "v": versions})
-    for row in keys.group_by(["m", "v"]).aggregate([]).to_pylist():
-        if row["m"] is None or row["v"] is None:
-            continue
-        mask = pc.and_(pc.equal(models, row["m"]), pc.equal(versions, row["v"]))
-        out.add((row["m"], row["v"]), whole.filter(mask))
+    _split_by_version(pa.table(base), models, versions, out)
     missing = pc.sum(pc.or_(pc.is_null(models), pc.is_null(versions))).as_py() or 0
     if missing:
-        out.dead.append(
-            DeadLetter(value, f"{missing} rows of the Arrow batch have no model or version")
-        )
+        dead(f"{missing} rows of the Arrow batch have no model or version", "missing_field")
     return out
 
 
@@ -235,12 +382,61 @@ def _arrow_ts(table: pa.Table, name: str, now: float) -> pa.Array | None:
     return pa.array(np.where(np.isnan(seconds), now, seconds))
 
 
+def _media_type(content_type: str | None) -> str:
+    return JSON if content_type is None else content_type.split(";")[0].strip().lower()
+
+
 def decode(value: bytes, content_type: str | None, fields: FieldMap, now: float) -> Decoded:
     """One message of either content type."""
-    if content_type is None or content_type.split(";")[0].strip() == JSON:
-        return decode_json([value], fields, now)
-    if content_type.split(";")[0].strip() == ARROW:
-        return decode_arrow(value, fields, now)
+    return decode_batch([value], [content_type], fields, [now])
+
+
+def decode_batch(
+    values: Sequence[bytes | None],
+    content_types: Sequence[str | None],
+    fields: FieldMap,
+    nows: Sequence[float],
+) -> Decoded:
+    """A batch of messages of any content types (JSON ones decoded together). Dead letters
+    and :data:`MESSAGE` refer to positions in ``values``."""
     out = Decoded()
-    out.dead.append(DeadLetter(value, f"unsupported content-type '{content_type}'"))
+    json_at: list[int] = []
+    for i, (value, ctype) in enumerate(zip(values, content_types, strict=True)):
+        media = _media_type(ctype)
+        if value is None or len(value) == 0:
+            out.dead.append(DeadLetter(value or b"", "empty message", "empty", i))
+        elif media == JSON:
+            json_at.append(i)
+        elif media == ARROW:
+            part = decode_arrow(value, fields, nows[i], i)
+            for key, tables in part.tables.items():
+                for t in tables:
+                    out.add(key, t)
+            out.dead.extend(part.dead)
+        else:
+            reason = f"unsupported content-type '{ctype}'"
+            out.dead.append(DeadLetter(value, reason, "unsupported_content_type", i))
+    if json_at:
+        if len(json_at) == len(values):
+            part = decode_json(values, fields, nows)  # type: ignore[arg-type]
+        else:
+            sub = decode_json([values[i] for i in json_at], fields, [nows[i] for i in json_at])  # type: ignore[misc]
+            part = _renumber(sub, np.asarray(json_at, dtype=np.int64))
+        for key, tables in part.tables.items():
+            for t in tables:
+                out.add(key, t)
+        out.dead.extend(part.dead)
+    out.dead.sort(key=lambda d: d.message)
+    return out
+
+
+def _renumber(part: Decoded, positions: np.ndarray) -> Decoded:  # type: ignore[type-arg]
+    """Map message indices of a sub-batch back to the whole batch."""
+    out = Decoded()
+    for key, tables in part.tables.items():
+        for t in tables:
+            idx = t.column(MESSAGE).to_numpy()
+            i = t.schema.get_field_index(MESSAGE)
+            out.add(key, t.set_column(i, MESSAGE, pa.array(positions[idx])))
+    out.dead = [DeadLetter(d.value, d.reason, d.code, int(positions[d.message])) for d in part.dead]
     return out

@@ -1,4 +1,10 @@
-"""Compare windows of one model version with its baseline and shape the output record.
+"""Compare windows of one model version with a reference and shape the output record.
+
+Two comparisons share one preparation of the window (each numeric column sorted once):
+
+- *skew* (``kind: "skew"``): the window against the training baseline;
+- *drift* (``kind: "drift"``): the window against the previous window of the same stream,
+  binned on the baseline's edges and categories so the two kinds read alike.
 
 The record is the output contract of DESIGN.md: ``model``, ``version``, ``kind``, ``window``,
 ``features`` (per column its statistics and ``drift``), ``prediction``, ``quality``,
@@ -18,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from numpy.typing import NDArray
 
 from driftline.baseline import Baseline, Column
 from driftline.columns import CategoryEncoder, to_float
@@ -30,12 +37,76 @@ from driftline.detectors import (
     NumericReference,
     NumericStatistics,
     Statistic,
+    bin_counts_sorted,
     categorical_statistics,
-    numeric_statistics,
+    numeric_statistics_sorted,
 )
+from driftline.detectors.quality import bucket_counts
+from driftline.detectors.sorting import finite_sorted
 from driftline.windows import Window
 
 Stats = NumericStatistics | CategoricalStatistics
+Reference = NumericReference | CategoricalReference
+
+
+@dataclass(frozen=True, eq=False)
+class Prepared:
+    """One column of one window, ready to compare with any reference of that column:
+    numeric columns as their sorted finite values, categorical ones as bucket codes."""
+
+    numeric: bool
+    values: NDArray[np.float64] | NDArray[np.int64]
+    count: int
+    missing: int
+    nonfinite: int
+    type_errors: int
+
+
+def compare(ref: Reference, p: Prepared) -> Stats:
+    if isinstance(ref, NumericReference):
+        return numeric_statistics_sorted(
+            ref,
+            p.values,
+            p.count,
+            p.missing,
+            p.nonfinite,
+            p.type_errors,  # type: ignore[arg-type]
+        )
+    return categorical_statistics(ref, p.values, p.type_errors)  # type: ignore[arg-type]
+
+
+def window_reference(base: Reference, p: Prepared) -> Reference:
+    """A reference made of one window's values, on the bins (or categories) of ``base``."""
+    if isinstance(base, NumericReference):
+        cur = p.values.astype(np.float64, copy=False)
+        n = cur.shape[0]
+        counts = bin_counts_sorted(cur, base.edges)
+        props = counts / n if n else np.zeros(counts.shape[0])
+        nan = math.nan
+        return NumericReference(
+            sample=cur,
+            edges=base.edges,
+            proportions=props,
+            count=p.count,
+            missing=p.missing,
+            nonfinite=p.nonfinite,
+            mean=float(cur.mean()) if n else nan,
+            std=float(cur.std()) if n else nan,
+            min=float(cur[0]) if n else nan,
+            max=float(cur[-1]) if n else nan,
+        )
+    k = len(base.categories)
+    counts, missing, _ = bucket_counts(p.values.astype(np.int64, copy=False), k + 1)
+    total = int(counts.sum())
+    return CategoricalReference(
+        categories=base.categories,
+        proportions=counts / total if total else np.zeros(k + 1),
+        vocabulary=base.vocabulary,
+        vocabulary_complete=base.vocabulary_complete,
+        count=p.count,
+        missing=missing,
+    )
+
 
 MISSING_RATE_RISE = 0.05
 """A column whose missing rate exceeds its training rate by more than this (5 points) is a
@@ -77,9 +148,13 @@ class Monitor:
     policy: DriftPolicy
     model: str
     version: str
-    kind: str = "skew"
     threads: int = 0
     """Columns computed in parallel (the kernels release the GIL); 0 means one per CPU."""
+    drift_policy: DriftPolicy | None = None
+    """Policy of the window-to-window comparison (default: ``policy`` without its
+    calibrated thresholds, which were bootstrapped for the training baseline)."""
+    pool: ThreadPoolExecutor | None = None
+    """A pool shared with other monitors (the engine runs many); not shut down by close()."""
 
     def __post_init__(self) -> None:
         if self.threads < 0:
@@ -89,43 +164,107 @@ class Monitor:
             for c in self.baseline.monitored
             if isinstance(c.reference, CategoricalReference)
         }
-        workers = self.threads or os.cpu_count() or 1
-        self._pool = ThreadPoolExecutor(workers, "driftline-column") if workers > 1 else None
+        if self.drift_policy is None:
+            p = self.policy
+            self.drift_policy = DriftPolicy(
+                numeric_statistic=p.numeric_statistic,
+                categorical_statistic=p.categorical_statistic,
+                threshold=p.threshold,
+                min_rows_for_distance=p.min_rows_for_distance,
+                alpha=p.alpha,
+                drift_share=p.drift_share,
+            )
+        self._own_pool = self.pool is None
+        self._pool = self.pool
+        if self._pool is None:
+            workers = self.threads or os.cpu_count() or 1
+            self._pool = ThreadPoolExecutor(workers, "driftline-column") if workers > 1 else None
 
     def close(self) -> None:
-        if self._pool is not None:
+        if self._pool is not None and self._own_pool:
             self._pool.shutdown()
 
     def absent_columns(self, names: list[str]) -> list[str]:
         have = set(names)
         return [c.name for c in self.baseline.monitored if c.name not in have]
 
-    def statistics(self, column: Column, chunks: list[pa.ChunkedArray | pa.Array]) -> Stats:
-        """One column of a window, given part by part, against its reference."""
-        ref = column.reference
-        if isinstance(ref, NumericReference):
+    def prepare(self, column: Column, chunks: list[pa.ChunkedArray | pa.Array]) -> Prepared:
+        """One column of a window, given part by part, converted for comparison."""
+        if isinstance(column.reference, NumericReference):
             converted = [to_float(c) for c in chunks]
             values = (
                 converted[0][0]
                 if len(converted) == 1
                 else np.concatenate([v for v, _ in converted])
             )
-            return numeric_statistics(ref, values, sum(e for _, e in converted))
+            cur, n_nan, n_inf = finite_sorted(np.ascontiguousarray(values, dtype=np.float64))
+            errors = sum(e for _, e in converted)
+            return Prepared(True, cur, values.shape[0], n_nan, n_inf, errors)
         encoder = self._encoders[column.name]
         encoded = [encoder.encode(c) for c in chunks]
         codes = encoded[0][0] if len(encoded) == 1 else np.concatenate([c for c, _ in encoded])
-        return categorical_statistics(ref, codes, sum(e for _, e in encoded))
+        missing = int((codes == -1).sum())
+        return Prepared(False, codes, codes.shape[0], missing, 0, sum(e for _, e in encoded))
+
+    def statistics(self, column: Column, chunks: list[pa.ChunkedArray | pa.Array]) -> Stats:
+        """One column of a window, given part by part, against its baseline reference."""
+        return compare(column.reference, self.prepare(column, chunks))
+
+    def prepare_window(self, window: Window) -> dict[str, Prepared | None]:
+        """Every monitored column of ``window`` (None when the data lacks it), in parallel."""
+        cols = self.baseline.monitored
+
+        def one(col: Column) -> Prepared | None:
+            return self.prepare(col, window.chunks(col.name)) if window.has(col.name) else None
+
+        done = self._pool.map(one, cols) if self._pool is not None else map(one, cols)
+        return dict(zip([c.name for c in cols], done, strict=True))
 
     def record(self, window: Window) -> dict[str, Any]:
-        stats: dict[str, Stats | None] = {}
-        for col in self.baseline.monitored:
-            stats[col.name] = (
-                self.statistics(col, window.chunks(col.name)) if window.has(col.name) else None
-            )
+        """The skew record of ``window`` (against the training baseline)."""
+        skew, _ = self.records(window, None)
+        return skew
+
+    def records(
+        self, window: Window, previous: Mapping[str, Prepared | None] | None
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """The skew record of ``window`` and, given the previous window's prepared columns
+        (:meth:`prepare_window`), its drift record against them."""
+        return self.compare_window(window, self.prepare_window(window), previous)
+
+    def compare_window(
+        self,
+        window: Window,
+        prepared: Mapping[str, Prepared | None],
+        previous: Mapping[str, Prepared | None] | None,
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        cols = self.baseline.monitored
+
+        def one(col: Column) -> tuple[Stats | None, Stats | None]:
+            p = prepared[col.name]
+            if p is None:
+                return None, None
+            skew = compare(col.reference, p)
+            before = previous.get(col.name) if previous is not None else None
+            if before is None:
+                return skew, None
+            return skew, compare(window_reference(col.reference, before), p)
+
+        done = list(self._pool.map(one, cols) if self._pool is not None else map(one, cols))
+        skew = {c.name: s for c, (s, _) in zip(cols, done, strict=True)}
+        skew_record = self._record(window, skew, self.policy, "skew")
+        if previous is None:
+            return skew_record, None
+        drift = {c.name: d for c, (_, d) in zip(cols, done, strict=True)}
+        return skew_record, self._record(window, drift, self.drift_policy, "drift")
+
+    def _record(
+        self, window: Window, stats: dict[str, Stats | None], policy: DriftPolicy, kind: str
+    ) -> dict[str, Any]:
         pred = self.baseline.prediction
         feature_stats = {c.name: stats[c.name] for c in self.baseline.features}
-        decision = self.policy.decide(feature_stats)
-        pred_decision = self.policy.decide({pred.name: stats[pred.name]}) if pred else None
+        decision = policy.decide(feature_stats)
+        pred_decision = policy.decide({pred.name: stats[pred.name]}) if pred else None
 
         features = {
             c.name: self._feature(c, stats[c.name], decision.features[c.name])
@@ -163,7 +302,7 @@ class Monitor:
         out: dict[str, Any] = {
             "model": self.model,
             "version": self.version,
-            "kind": self.kind,
+            "kind": kind,
             "window": {
                 "index": window.index,
                 "start": window.start,
@@ -181,7 +320,7 @@ class Monitor:
             "dataset_drift": {
                 "share": decision.share,
                 "drift": decision.drift,
-                "threshold": self.policy.drift_share,
+                "threshold": policy.drift_share,
             },
             "health": health,
             "reasons": reasons,

@@ -1,10 +1,18 @@
-"""Tumbling windows over a stream of record batches: by row count, or by event time.
+"""Windows over a stream of tables: by row count or by event time, tumbling or sliding.
 
-Event time closes windows, never the wall clock. With event-time windows, a window
-``[start, start + size)`` (aligned to multiples of ``size`` since the epoch) closes once the
-watermark — the largest event time seen, minus the allowed lateness — reaches its end. A row
-that arrives for a window already closed is *late*: counted, and reported with the next
-window that closes. A row with no usable event time is counted as ``invalid_time``.
+A windower is pushed tables as they arrive and returns the windows that close; it never
+reads ahead, so the same code serves a file replay and a Kafka consumer. Its state is a
+plain value (:meth:`snapshot` / :meth:`restore`) so that a checkpoint can carry open
+windows across a restart.
+
+- Count windows hold ``size`` rows and close every ``step`` rows (tumbling when the step is
+  the size; sliding windows overlap by ``size - step`` rows).
+- Event-time windows ``[k·step, k·step + size)`` are aligned to the epoch and close once the
+  watermark — the largest event time seen, minus the allowed lateness — reaches their end;
+  the wall clock never closes a window. Rows are kept in panes of ``step`` seconds, so a row
+  is stored once however many sliding windows it belongs to. A row whose every window has
+  closed is *late*: counted and reported with the next window that closes, not used. A row
+  with no usable event time is counted as ``invalid_time``.
 """
 
 from __future__ import annotations
@@ -12,8 +20,9 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -44,6 +53,8 @@ class WindowSpec:
     rows: int | None = None
     seconds: float | None = None
     lateness: float = 0.0
+    step: float | None = None
+    """Rows (count windows) or seconds (event time) between window closes; None: tumbling."""
 
     @staticmethod
     def parse(text: str, lateness: str | None = None) -> WindowSpec:
@@ -131,90 +142,246 @@ def _iso_seconds(arr: pa.Array | pa.ChunkedArray) -> NDArray[np.float64]:
     return np.array([np.nan if t is None else t for t in parsed], dtype=np.float64)
 
 
+class CountWindower:
+    """Windows of ``size`` rows, one closing every ``step`` rows (default: ``size``)."""
+
+    def __init__(self, size: int, step: int | None = None, time_column: str | None = None):
+        step = size if step is None else step
+        if size < 1 or not 1 <= step <= size:
+            raise ValueError(f"need 1 <= step <= size, got size={size}, step={step}")
+        self.size, self.step, self.time_column = size, step, time_column
+        self.index = 0
+        self._parts: list[pa.Table] = []
+        self._have = 0
+        self._until_close = size
+        self._fresh = 0  # rows pushed since the last window closed
+
+    def push(self, table: pa.Table) -> list[Window]:
+        out: list[Window] = []
+        offset, n = 0, table.num_rows
+        while offset < n:
+            take = min(self._until_close, n - offset)
+            self._parts.append(table.slice(offset, take))
+            self._have += take
+            self._fresh += take
+            self._until_close -= take
+            offset += take
+            if self._until_close == 0:
+                out.append(self._emit(partial=False))
+                self._keep_last(self.size - self.step)
+                self._until_close = self.step
+        return out
+
+    def flush(self) -> list[Window]:
+        """The rows not yet in a closed window, as a partial window (end of input)."""
+        if not self._fresh:
+            return []
+        window = self._emit(partial=True)
+        self._parts, self._have, self._until_close = [], 0, self.size
+        return [window]
+
+    def _emit(self, partial: bool) -> Window:
+        tables = tuple(self._parts)
+        start = end = None
+        invalid = 0
+        if self.time_column is not None:
+            ts = np.concatenate([to_seconds(t.column(self.time_column)) for t in tables])
+            ok = ~np.isnan(ts)
+            invalid = int((~ok).sum())
+            if ok.any():
+                start, end = float(ts[ok].min()), float(ts[ok].max())
+        window = Window(self.index, tables, start, end, invalid_time=invalid, partial=partial)
+        self.index += 1
+        self._fresh = 0
+        return window
+
+    def _keep_last(self, rows: int) -> None:
+        drop = self._have - rows
+        while drop > 0:
+            first = self._parts[0]
+            if first.num_rows <= drop:
+                self._parts.pop(0)
+                drop -= first.num_rows
+            else:
+                self._parts[0] = first.slice(drop)
+                drop = 0
+        self._have = rows
+
+    def snapshot(self) -> tuple[dict[str, Any], list[pa.Table]]:
+        meta = {
+            "kind": "count",
+            "size": self.size,
+            "step": self.step,
+            "time_column": self.time_column,
+            "index": self.index,
+            "have": self._have,
+            "until_close": self._until_close,
+            "fresh": self._fresh,
+        }
+        return meta, list(self._parts)
+
+    @classmethod
+    def restore(cls, meta: dict[str, Any], tables: Sequence[pa.Table]) -> CountWindower:
+        w = cls(int(meta["size"]), int(meta["step"]), meta["time_column"])
+        w.index, w._have = int(meta["index"]), int(meta["have"])
+        w._until_close, w._fresh = int(meta["until_close"]), int(meta["fresh"])
+        w._parts = list(tables)
+        if sum(t.num_rows for t in w._parts) != w._have:
+            raise ValueError("count window snapshot: buffered rows do not match its count")
+        return w
+
+
+class TimeWindower:
+    """Event-time windows of ``seconds``, one starting every ``step`` seconds."""
+
+    def __init__(
+        self,
+        seconds: float,
+        time_column: str,
+        step: float | None = None,
+        lateness: float = 0.0,
+    ):
+        step = seconds if step is None else step
+        if not 0 < step <= seconds:
+            raise ValueError(f"need 0 < step <= size, got size={seconds}, step={step}")
+        panes = seconds / step
+        if abs(panes - round(panes)) > 1e-9:
+            raise ValueError(
+                f"the window size ({seconds}s) must be a multiple of the step ({step}s)"
+            )
+        if lateness < 0:
+            raise ValueError(f"lateness must be >= 0, got {lateness}")
+        self.seconds, self.step, self.lateness = seconds, step, lateness
+        self.time_column = time_column
+        self.panes_per_window = round(panes)
+        self.index = 0
+        self.watermark = -math.inf
+        self._next = -(2**62)  # the first window not closed yet
+        self._panes: dict[int, list[pa.Table]] = {}
+        self._late = 0
+        self._invalid = 0
+
+    def push(self, table: pa.Table) -> list[Window]:
+        if self.time_column not in table.column_names:
+            raise DataError(f"time column '{self.time_column}' is not in the data")
+        ts = to_seconds(table.column(self.time_column))
+        ok = ~np.isnan(ts)
+        self._invalid += int((~ok).sum())
+        panes = np.floor(ts[ok] / self.step).astype(np.int64)
+        rows = np.nonzero(ok)[0]
+        # a row is late once the last window holding its pane (window k = pane) has closed
+        late = panes < self._next
+        self._late += int(late.sum())
+        panes, rows = panes[~late], rows[~late]
+        if panes.shape[0]:
+            order = np.argsort(panes, kind="stable")
+            panes, rows = panes[order], rows[order]
+            bounds = np.flatnonzero(np.diff(panes)) + 1
+            for part, pane in zip(np.split(rows, bounds), panes[np.r_[0, bounds]], strict=True):
+                self._panes.setdefault(int(pane), []).append(table.take(part))
+            self.watermark = max(self.watermark, float(ts[ok].max()) - self.lateness)
+        if self.watermark == -math.inf:
+            return []
+        last = math.floor((self.watermark - self.seconds) / self.step + 1e-9)
+        return self._close_through(last, partial=False)
+
+    def flush(self) -> list[Window]:
+        """Every window still holding rows, as partial windows (end of input)."""
+        if not self._panes:
+            return []
+        return self._close_through(max(self._panes), partial=True)
+
+    def _close_through(self, last: int, partial: bool) -> list[Window]:
+        """Close windows up to ``last``: the ones holding rows are emitted, in order."""
+        if last < self._next:
+            return []
+        m = self.panes_per_window
+        starts = sorted(
+            {k for p in self._panes for k in range(p - m + 1, p + 1) if self._next <= k <= last}
+        )
+        out = []
+        for k in starts:
+            parts = [t for p in range(k, k + m) for t in self._panes.get(p, ())]
+            start = k * self.step
+            out.append(
+                Window(
+                    self.index,
+                    tuple(parts),
+                    start,
+                    start + self.seconds,
+                    self._late,
+                    self._invalid,
+                    partial,
+                )
+            )
+            self.index += 1
+            self._late = self._invalid = 0
+        self._next = last + 1
+        for p in [p for p in self._panes if p < self._next]:
+            del self._panes[p]
+        return out
+
+    def snapshot(self) -> tuple[dict[str, Any], list[pa.Table]]:
+        keys = sorted(self._panes)
+        meta = {
+            "kind": "time",
+            "seconds": self.seconds,
+            "step": self.step,
+            "lateness": self.lateness,
+            "time_column": self.time_column,
+            "index": self.index,
+            "watermark": None if self.watermark == -math.inf else self.watermark,
+            "next": self._next,
+            "late": self._late,
+            "invalid": self._invalid,
+            "panes": [[k, len(self._panes[k])] for k in keys],
+        }
+        return meta, [t for k in keys for t in self._panes[k]]
+
+    @classmethod
+    def restore(cls, meta: dict[str, Any], tables: Sequence[pa.Table]) -> TimeWindower:
+        w = cls(float(meta["seconds"]), meta["time_column"], float(meta["step"]), meta["lateness"])
+        w.index, w._next = int(meta["index"]), int(meta["next"])
+        w.watermark = -math.inf if meta["watermark"] is None else float(meta["watermark"])
+        w._late, w._invalid = int(meta["late"]), int(meta["invalid"])
+        it = iter(tables)
+        for key, n in meta["panes"]:
+            w._panes[int(key)] = [next(it) for _ in range(int(n))]
+        if next(it, None) is not None:
+            raise ValueError("time window snapshot: more tables than panes")
+        return w
+
+
+Windower = CountWindower | TimeWindower
+
+
+def restore_windower(meta: dict[str, Any], tables: Sequence[pa.Table]) -> Windower:
+    if meta.get("kind") == "count":
+        return CountWindower.restore(meta, tables)
+    if meta.get("kind") == "time":
+        return TimeWindower.restore(meta, tables)
+    raise ValueError(f"unknown windower kind {meta.get('kind')!r}")
+
+
+def run_windows(
+    batches: Iterable[pa.RecordBatch | pa.Table], windower: Windower
+) -> Iterator[Window]:
+    """Push every batch through ``windower``; flush partial windows at the end."""
+    for batch in batches:
+        table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
+        yield from windower.push(table)
+    yield from windower.flush()
+
+
 def count_windows(
     batches: Iterable[pa.RecordBatch], rows: int, time_column: str | None = None
 ) -> Iterator[Window]:
     """Tumbling windows of ``rows`` rows; the rest at the end is a partial window."""
-    pending: list[pa.RecordBatch] = []
-    have = 0
-    index = 0
-    for batch in batches:
-        offset = 0
-        while offset < batch.num_rows:
-            take = min(rows - have, batch.num_rows - offset)
-            pending.append(batch.slice(offset, take))
-            have += take
-            offset += take
-            if have == rows:
-                yield _count_window(index, pending, time_column, partial=False)
-                index += 1
-                pending, have = [], 0
-    if have:
-        yield _count_window(index, pending, time_column, partial=True)
-
-
-def _count_window(
-    index: int, parts: list[pa.RecordBatch], time_column: str | None, partial: bool
-) -> Window:
-    tables = tuple(pa.Table.from_batches([b]) for b in parts)
-    start = end = None
-    invalid = 0
-    if time_column is not None:
-        ts = np.concatenate([to_seconds(t.column(time_column)) for t in tables])
-        ok = ~np.isnan(ts)
-        invalid = int((~ok).sum())
-        if ok.any():
-            start, end = float(ts[ok].min()), float(ts[ok].max())
-    return Window(index, tables, start, end, invalid_time=invalid, partial=partial)
+    return run_windows(batches, CountWindower(rows, time_column=time_column))
 
 
 def time_windows(
     batches: Iterable[pa.RecordBatch], time_column: str, seconds: float, lateness: float = 0.0
 ) -> Iterator[Window]:
     """Tumbling event-time windows of ``seconds``, closed by the watermark."""
-    open_parts: dict[int, list[pa.Table]] = {}
-    watermark = -math.inf
-    closed_until = -math.inf  # every window ending at or before this has been emitted
-    index = 0
-    late = 0
-    invalid = 0
-    for batch in batches:
-        if batch.schema.get_field_index(time_column) < 0:
-            raise DataError(f"time column '{time_column}' is not in the data")
-        ts = to_seconds(batch.column(time_column))
-        ok = ~np.isnan(ts)
-        invalid += int((~ok).sum())
-        keys = np.floor(ts[ok] / seconds).astype(np.int64)
-        rows = np.nonzero(ok)[0]
-        is_late = (keys + 1) * seconds <= closed_until
-        late += int(is_late.sum())
-        keys, rows = keys[~is_late], rows[~is_late]
-        if keys.shape[0]:
-            order = np.argsort(keys, kind="stable")
-            keys, rows = keys[order], rows[order]
-            bounds = np.flatnonzero(np.diff(keys)) + 1
-            table = pa.Table.from_batches([batch])
-            for part_rows, key in zip(np.split(rows, bounds), keys[np.r_[0, bounds]], strict=True):
-                open_parts.setdefault(int(key), []).append(table.take(part_rows))
-            watermark = max(watermark, float(ts[ok].max()) - lateness)
-        for key in sorted(k for k in open_parts if (k + 1) * seconds <= watermark):
-            yield _time_window(index, key, seconds, open_parts.pop(key), late, invalid)
-            closed_until = max(closed_until, (key + 1) * seconds)
-            index += 1
-            late = invalid = 0
-    for key in sorted(open_parts):
-        yield _time_window(index, key, seconds, open_parts.pop(key), late, invalid, partial=True)
-        index += 1
-        late = invalid = 0
-
-
-def _time_window(
-    index: int,
-    key: int,
-    seconds: float,
-    parts: list[pa.Table],
-    late: int,
-    invalid: int,
-    partial: bool = False,
-) -> Window:
-    return Window(index, tuple(parts), key * seconds, (key + 1) * seconds, late, invalid, partial)
+    return run_windows(batches, TimeWindower(seconds, time_column, lateness=lateness))

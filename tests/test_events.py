@@ -6,7 +6,16 @@ import orjson
 import pyarrow as pa
 import pytest
 
-from driftline.events import ARROW, FieldMap, decode, decode_arrow, decode_json, parse_ts
+from driftline.events import (
+    ARROW,
+    MESSAGE,
+    FieldMap,
+    decode,
+    decode_arrow,
+    decode_batch,
+    decode_json,
+    parse_ts,
+)
 
 NOW = 1_800_000_000.0
 FIELDS = FieldMap()
@@ -109,7 +118,7 @@ def test_arrow_batches_struct_and_flat() -> None:
     out = decode(ipc(struct), ARROW, FIELDS, NOW)
     assert out.dead == [] and out.events == 3
     t = out.tables[("fraud", "7")][0]
-    assert t.column_names == ["id", "ts", "amount", "country", "prediction"]
+    assert t.column_names == ["id", "ts", "amount", "country", "prediction", MESSAGE]
     assert t.column("amount").to_pylist() == [1.0, 2.0]
     assert out.tables[("spam", "1")][0].column("ts").to_pylist() == [NOW]  # null time: now
     flat = pa.table({"model": ["m"], "version": ["1"], "x": [4.0], "id": [9]})

@@ -1,0 +1,259 @@
+"""Kafka edges of the engine (kafka-python): the event source and the record/dead-letter sink.
+
+:class:`KafkaSource` reads the input topics either as a member of a consumer group (several
+engines split the partitions; events are keyed by model, so a model's events stay in one
+partition and in order) or, in ``assign`` mode, every partition alone. Offsets are never
+committed automatically: the engine commits what its checkpoint covers.
+
+:class:`KafkaSink` publishes window records to the ``windows`` topic keyed by model, and
+dead letters — the original message bytes — to the dead-letter topic with the reason in
+headers (``driftline.reason``, ``driftline.code``, ``driftline.origin`` =
+``topic/partition/offset``).
+
+Messages written by any producer are read: librdkafka and the Java client write the same
+record batches, and gzip, snappy, lz4 and zstd are decompressed by kafka-python (the codec
+libraries come with the ``kafka-python[lz4,snappy,zstd]`` dependency).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import orjson
+from kafka import (
+    ConsumerRebalanceListener,
+    KafkaConsumer,
+    KafkaProducer,
+    OffsetAndMetadata,
+    TopicPartition,
+)
+from kafka.errors import KafkaError
+
+from driftline.config import KafkaConfig
+from driftline.engine import Messages, Origin
+from driftline.events import DeadLetter
+from driftline.exceptions import DriftlineError
+
+log = logging.getLogger("driftline.kafka")
+
+Partition = tuple[str, int]
+REASON_HEADER = "driftline.reason"
+CODE_HEADER = "driftline.code"
+ORIGIN_HEADER = "driftline.origin"
+MAX_REASON_BYTES = 1024
+MAX_REQUEST_BYTES = 16 << 20
+"""Largest record the sink sends: window records are a few kB; a dead letter as large as
+the biggest accepted message (larger ones are sent cut, with ``driftline.truncated``)."""
+
+
+class KafkaUnavailable(DriftlineError):
+    """The broker cannot be reached, or a topic the config names does not exist."""
+
+
+def _client(cfg: KafkaConfig) -> dict[str, Any]:
+    return {"bootstrap_servers": cfg.bootstrap_servers.split(","), "client_id": "driftline"}
+
+
+def check_topics(cfg: KafkaConfig, topics: Iterable[str], *, create: bool = False) -> None:
+    """Fail (naming them) when topics are missing; with ``create``, create them instead."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    try:
+        admin = KafkaAdminClient(**_client(cfg), request_timeout_ms=10_000)
+    except KafkaError as exc:
+        raise KafkaUnavailable(
+            f"kafka.bootstrap_servers {cfg.bootstrap_servers}: cannot connect: {exc}"
+        ) from None
+    try:
+        existing = set(admin.list_topics())
+        missing = [t for t in dict.fromkeys(topics) if t not in existing]
+        if missing and create:
+            admin.create_topics([NewTopic(t, 1, 1) for t in missing])
+            log.info("created topics %s", ", ".join(missing))
+        elif missing:
+            raise KafkaUnavailable(
+                f"topics missing on {cfg.bootstrap_servers}: {', '.join(missing)} "
+                "(create them, or run serve --create-topics)"
+            )
+    finally:
+        admin.close()
+
+
+_CONTENT_TYPES: dict[bytes, str] = {}
+
+
+def _content_type(headers: list[tuple[str, bytes]] | None) -> str | None:
+    if headers:
+        for key, value in headers:
+            if key == "content-type" and value is not None:
+                ctype = _CONTENT_TYPES.get(value)
+                if ctype is None:
+                    ctype = value.decode("utf-8", "replace")
+                    if len(_CONTENT_TYPES) < 64:
+                        _CONTENT_TYPES[value] = ctype
+                return ctype
+    return None
+
+
+class KafkaSource:
+    """Polls the input topics and hands back :class:`~driftline.engine.Messages`."""
+
+    def __init__(
+        self,
+        cfg: KafkaConfig,
+        topics: list[str],
+        *,
+        on_revoked: Callable[[set[Partition]], None] | None = None,
+        on_assigned: Callable[[set[Partition]], None] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.topics = topics
+        try:
+            self.consumer = KafkaConsumer(
+                **_client(cfg),
+                group_id=cfg.group_id,
+                enable_auto_commit=False,
+                auto_offset_reset=cfg.auto_offset_reset,
+                session_timeout_ms=cfg.session_timeout_ms,
+                heartbeat_interval_ms=max(cfg.session_timeout_ms // 3, 100),
+                max_poll_records=cfg.max_poll_records,
+                fetch_max_bytes=64 << 20,
+                max_partition_fetch_bytes=MAX_REQUEST_BYTES,
+                allow_auto_create_topics=False,
+            )
+        except KafkaError as exc:
+            raise KafkaUnavailable(
+                f"kafka.bootstrap_servers {cfg.bootstrap_servers}: cannot connect: {exc}"
+            ) from None
+        self._on_revoked = on_revoked
+        self._on_assigned = on_assigned
+
+    def start(self) -> None:
+        if self.cfg.mode == "group":
+            source = self
+
+            class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+                def on_partitions_revoked(self, revoked: Any) -> None:
+                    if source._on_revoked is not None:
+                        source._on_revoked({(tp.topic, tp.partition) for tp in revoked})
+
+                def on_partitions_assigned(self, assigned: Any) -> None:
+                    if source._on_assigned is not None:
+                        source._on_assigned({(tp.topic, tp.partition) for tp in assigned})
+
+            self.consumer.subscribe(self.topics, listener=Listener())
+            return
+        parts: set[Partition] = set()
+        for topic in self.topics:
+            ids = self.consumer.partitions_for_topic(topic) or set()
+            parts |= {(topic, p) for p in ids}
+        self.consumer.assign([TopicPartition(t, p) for t, p in sorted(parts)])
+        if self._on_assigned is not None:
+            self._on_assigned(parts)
+
+    def poll(self, timeout_ms: int) -> list[Messages]:
+        polled = self.consumer.poll(timeout_ms=timeout_ms)
+        out = []
+        for tp, records in polled.items():
+            if not records:
+                continue
+            out.append(
+                Messages(
+                    tp.topic,
+                    tp.partition,
+                    [r.offset for r in records],
+                    [r.value for r in records],
+                    [_content_type(r.headers) for r in records],
+                    [r.timestamp / 1000.0 for r in records],
+                )
+            )
+        return out
+
+    def seek(self, positions: Mapping[Partition, int]) -> None:
+        for (topic, partition), offset in positions.items():
+            self.consumer.seek(TopicPartition(topic, partition), offset)
+
+    def committed(self, partition: Partition) -> int | None:
+        result = self.consumer.committed(TopicPartition(*partition))
+        return None if result is None else int(result)
+
+    def commit(self, positions: Mapping[Partition, int]) -> None:
+        if not positions:
+            return
+        self.consumer.commit(
+            {TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in positions.items()}
+        )
+
+    def assignment(self) -> set[Partition]:
+        return {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
+
+    def close(self) -> None:
+        self.consumer.close(autocommit=False)
+
+
+class KafkaSink:
+    """Window records and dead letters to Kafka; :meth:`flush` waits for the acks."""
+
+    def __init__(self, cfg: KafkaConfig, *, flush_timeout: float = 30.0) -> None:
+        self.windows_topic = cfg.topics.windows
+        self.dead_letter_topic = cfg.topics.dead_letter
+        self.flush_timeout = flush_timeout
+        try:
+            self.producer = KafkaProducer(
+                **_client(cfg),
+                acks="all",
+                linger_ms=20,
+                max_request_size=MAX_REQUEST_BYTES,
+                allow_auto_create_topics=False,
+            )
+        except KafkaError as exc:
+            raise KafkaUnavailable(
+                f"kafka.bootstrap_servers {cfg.bootstrap_servers}: cannot connect: {exc}"
+            ) from None
+        self._failures: list[BaseException] = []
+        self.published = 0
+        self.dead_letters = 0
+
+    def _failed(self, exc: BaseException) -> None:
+        self._failures.append(exc)
+
+    def publish(self, record: dict[str, Any]) -> None:
+        value = orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY)
+        future = self.producer.send(
+            self.windows_topic,
+            value=value,
+            key=str(record["model"]).encode(),
+            headers=[("content-type", b"application/json")],
+        )
+        future.add_errback(self._failed)
+        self.published += 1
+
+    def dead_letter(self, letter: DeadLetter, origin: Origin) -> None:
+        reason = letter.reason.encode("utf-8", "replace")[:MAX_REASON_BYTES]
+        headers = [
+            (REASON_HEADER, reason),
+            (CODE_HEADER, letter.code.encode()),
+            (ORIGIN_HEADER, f"{origin.topic}/{origin.partition}/{origin.offset}".encode()),
+        ]
+        value = letter.value
+        if len(value) > MAX_REQUEST_BYTES - 64 * 1024:
+            value = value[: MAX_REQUEST_BYTES - 64 * 1024]
+            headers.append(("driftline.truncated", b"true"))
+        future = self.producer.send(self.dead_letter_topic, value=value, headers=headers)
+        future.add_errback(self._failed)
+        self.dead_letters += 1
+
+    def flush(self) -> None:
+        try:
+            self.producer.flush(timeout=self.flush_timeout)
+        except KafkaError as exc:
+            raise KafkaUnavailable(f"cannot publish to Kafka: {exc}") from exc
+        if self._failures:
+            first = self._failures[0]
+            self._failures.clear()
+            raise KafkaUnavailable(f"publishing to Kafka failed: {first}")
+
+    def close(self) -> None:
+        self.producer.close(timeout=self.flush_timeout)

@@ -1,0 +1,411 @@
+"""The engine's core: messages in, window records and dead letters out, state checkpointed.
+
+:class:`Engine` knows nothing of Kafka. A source hands it :class:`Messages` (one partition's
+records of one poll); it decodes them (:func:`driftline.events.decode_batch`), routes the
+events to one :class:`Stream` per (model, version, source topic kind) — created on the first
+event, with the baseline the :class:`BaselineResolver` gives — pushes them through the
+stream's windower and, for every window that closes, publishes two records through the
+:class:`Sink`: ``skew`` (against the training baseline) and ``drift`` (against the stream's
+previous window; from the second window on). Health per model version is tracked over
+windows with hysteresis (:mod:`driftline.health`).
+
+Determinism is what makes crash recovery exact: a stream's windows depend only on the order
+of its events, which Kafka keeps within a partition (events are keyed by model). Missing
+event times fall back to the Kafka record timestamp, not the wall clock, for the same
+reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pyarrow as pa
+
+from driftline import baseline as bl
+from driftline.baseline import Baseline
+from driftline.config import Config, WindowConfig
+from driftline.events import MESSAGE, DeadLetter, FieldMap, decode_batch
+from driftline.exceptions import BaselineError
+from driftline.health import Change, Health, HealthTracker
+from driftline.monitor import Monitor, Prepared, policy_for
+from driftline.state import Snapshot, offsets_from_json, offsets_to_json
+from driftline.windows import CountWindower, TimeWindower, Window, Windower, restore_windower
+
+log = logging.getLogger("driftline.engine")
+
+INFERENCE = "inference"
+FEATURES = "features"
+
+
+class BaselineResolver(Protocol):
+    """Where a model version's baseline comes from (config today; the registry later)."""
+
+    def resolve(self, model: str, version: str) -> Baseline | None: ...
+
+
+class ConfigBaselines:
+    """Baselines named in the config file, each file loaded once."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._loaded: dict[Path, Baseline] = {}
+
+    def resolve(self, model: str, version: str) -> Baseline | None:
+        m = self.config.model(model)
+        path = m.baseline_for(version) if m is not None else None
+        if path is None:
+            return None
+        if path not in self._loaded:
+            self._loaded[path] = bl.load(path)
+        return self._loaded[path]
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a message came from."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class Sink(Protocol):
+    """Where window records and dead letters go. ``flush`` returns once everything given so
+    far is durable (for Kafka: acknowledged by the broker)."""
+
+    def publish(self, record: dict[str, Any]) -> None: ...
+
+    def dead_letter(self, letter: DeadLetter, origin: Origin) -> None: ...
+
+    def flush(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Messages:
+    """One partition's messages from one poll, as parallel sequences."""
+
+    topic: str
+    partition: int
+    offsets: Sequence[int]
+    values: Sequence[bytes | None]
+    content_types: Sequence[str | None]
+    timestamps: Sequence[float]
+    """Record timestamps in seconds: the event time of events that carry none."""
+
+
+@dataclass
+class Stream:
+    model: str
+    version: str
+    source: str
+    monitor: Monitor
+    windower: Windower
+    previous: dict[str, Prepared | None] | None = None
+    events: int = 0
+    partitions: set[tuple[str, int]] = field(default_factory=set)
+    """The partitions its events came from (one, when events are keyed by model)."""
+
+
+def make_windower(w: WindowConfig, time_column: str = "ts") -> Windower:
+    if w.duration is not None:
+        return TimeWindower(w.duration, time_column, w.step, w.lateness)
+    assert w.size is not None
+    return CountWindower(w.size, None if w.step is None else int(w.step), time_column)
+
+
+@dataclass
+class EngineCounters:
+    events: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    """Events by (model, version, source)."""
+    invalid: Counter[str] = field(default_factory=Counter)
+    """Dead-lettered messages (or Arrow rows) by reason code."""
+    windows: int = 0
+    records: int = 0
+
+
+class Engine:
+    def __init__(
+        self,
+        config: Config,
+        sink: Sink,
+        resolver: BaselineResolver | None = None,
+        *,
+        fields: FieldMap | None = None,
+        threads: int = 0,
+        on_change: Callable[[str, str, Change], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.sink = sink
+        self.resolver = resolver or ConfigBaselines(config)
+        self.fields = fields or config.fields
+        self.streams: dict[tuple[str, str, str], Stream] = {}
+        self.health: dict[tuple[str, str], HealthTracker] = {}
+        self.positions: dict[tuple[str, int], int] = {}
+        """Next offset to read per (topic, partition): everything before it is in the state."""
+        self.counters = EngineCounters()
+        self.on_change = on_change
+        topics = config.kafka.topics
+        self._sources = {topics.inference: INFERENCE}
+        if topics.features:
+            self._sources[topics.features] = FEATURES
+        workers = threads or 2
+        self._pool = ThreadPoolExecutor(workers, "driftline-column") if workers > 1 else None
+        self._unknown: set[tuple[str, str]] = set()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+
+    @property
+    def topics(self) -> list[str]:
+        return list(self._sources)
+
+    # -- processing ----------------------------------------------------------------------
+
+    def process(self, msgs: Messages) -> None:
+        """Decode one partition's messages and push their events through the windows."""
+        if not msgs.offsets:
+            return
+        source = self._sources.get(msgs.topic, INFERENCE)
+        decoded = decode_batch(msgs.values, msgs.content_types, self.fields, msgs.timestamps)
+        for letter in decoded.dead:
+            self._dead(letter, msgs)
+        tp = (msgs.topic, msgs.partition)
+        for (model, version), tables in decoded.tables.items():
+            stream = self._stream(model, version, source)
+            if stream is not None:
+                stream.partitions.add(tp)
+            for table in tables:
+                if stream is None:
+                    self._no_baseline(model, version, table, msgs)
+                    continue
+                stream.events += table.num_rows
+                self.counters.events[(model, version, source)] += table.num_rows
+                for window in stream.windower.push(self._columns(stream, table)):
+                    self._close(stream, window)
+        self.positions[tp] = msgs.offsets[-1] + 1
+
+    def _dead(self, letter: DeadLetter, msgs: Messages) -> None:
+        origin = Origin(msgs.topic, msgs.partition, msgs.offsets[letter.message])
+        self.counters.invalid[letter.code] += 1
+        self.sink.dead_letter(letter, origin)
+
+    def _no_baseline(self, model: str, version: str, table: pa.Table, msgs: Messages) -> None:
+        if (model, version) not in self._unknown:
+            self._unknown.add((model, version))
+            log.warning(
+                "no baseline for model %r version %r: its events are dead-lettered "
+                "(add it to [[models]] in the config)",
+                model,
+                version,
+            )
+        reason = f"no baseline configured for model '{model}' version '{version}'"
+        for i in np.unique(table.column(MESSAGE).to_numpy()):
+            value = msgs.values[int(i)] or b""
+            self._dead(DeadLetter(value, reason, "no_baseline", int(i)), msgs)
+
+    def _stream(self, model: str, version: str, source: str) -> Stream | None:
+        key = (model, version, source)
+        stream = self.streams.get(key)
+        if stream is not None:
+            return stream
+        if (model, version) in self._unknown:
+            return None
+        try:
+            baseline = self.resolver.resolve(model, version)
+        except BaselineError as exc:
+            log.error("model %r version %r: %s", model, version, exc)
+            baseline = None
+        if baseline is None:
+            return None
+        stream = Stream(
+            model,
+            version,
+            source,
+            self._monitor(baseline, model, version),
+            make_windower(self.config.window),
+        )
+        self.streams[key] = stream
+        log.info("monitoring model %r version %r (%s events)", model, version, source)
+        return stream
+
+    def _monitor(self, baseline: Baseline, model: str, version: str) -> Monitor:
+        return Monitor(
+            baseline,
+            policy_for(baseline, self.config.policy),
+            model,
+            version,
+            pool=self._pool,
+            threads=1,
+        )
+
+    def _columns(self, stream: Stream, table: pa.Table) -> pa.Table:
+        """The event table reduced to the time and the baseline's columns, under their
+        baseline names (the event's ``prediction`` is the baseline's prediction column)."""
+        names = set(table.column_names)
+        pred = stream.monitor.baseline.prediction
+        keep, rename = ["ts"], ["ts"]
+        for col in stream.monitor.baseline.monitored:
+            if col.name in names and col.name != "ts":
+                keep.append(col.name)
+                rename.append(col.name)
+            elif pred is not None and col.name == pred.name and "prediction" in names:
+                keep.append("prediction")
+                rename.append(col.name)
+        return table.select(keep).rename_columns(rename)
+
+    def _close(self, stream: Stream, window: Window) -> None:
+        prepared = stream.monitor.prepare_window(window)
+        skew, drift = stream.monitor.compare_window(window, prepared, stream.previous)
+        stream.previous = prepared
+        observed = Health.parse(skew["health"])
+        if drift is not None and drift["dataset_drift"]["drift"]:
+            observed = max(observed, Health.WARNING)
+        reasons = tuple(skew["reasons"])
+        if drift is not None:  # what the skew reasons do not already say
+            seen = set(reasons)
+            reasons += tuple(f"vs previous window: {r}" for r in drift["reasons"] if r not in seen)
+        key = (stream.model, stream.version)
+        tracker = self.health.get(key)
+        if tracker is None:
+            tracker = self.health[key] = HealthTracker(self.config.hysteresis)
+        change = tracker.update(observed, window.index, reasons)
+        self.counters.windows += 1
+        for record in (skew, drift):
+            if record is None:
+                continue
+            record["source"] = stream.source
+            record["observed_health"] = record["health"]
+            record["health"] = str(tracker.state)
+            if change is not None:
+                record["health_change"] = {
+                    "from": str(change.previous),
+                    "to": str(change.current),
+                }
+            self.sink.publish(record)
+            self.counters.records += 1
+        if change is not None:
+            log.warning(
+                "model %r version %r: health %s -> %s (%s)",
+                stream.model,
+                stream.version,
+                change.previous,
+                change.current,
+                "; ".join(change.reasons) or "recovered",
+            )
+            if self.on_change is not None:
+                self.on_change(stream.model, stream.version, change)
+
+    # -- partitions ----------------------------------------------------------------------
+
+    def release(self, partitions: set[tuple[str, int]]) -> None:
+        """The source no longer owns ``partitions`` (a consumer-group rebalance moved them).
+
+        Their positions are forgotten; a stream that was fed only from them closes its open
+        window as a partial window now (so that no event in it goes unreported), and is
+        dropped: the new owner starts its windows from the committed offset.
+        """
+        for tp in partitions:
+            self.positions.pop(tp, None)
+        for key, stream in list(self.streams.items()):
+            if not stream.partitions or not stream.partitions <= partitions:
+                stream.partitions -= partitions
+                continue
+            for window in stream.windower.flush():
+                self._close(stream, window)
+            stream.monitor.close()
+            del self.streams[key]
+
+    # -- checkpoints ---------------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        """The state as a checkpoint (call :meth:`Sink.flush` first: see :mod:`.state`)."""
+        streams: list[dict[str, Any]] = []
+        tables: dict[str, list[pa.Table]] = {}
+        arrays: dict[str, np.ndarray] = {}  # type: ignore[type-arg]
+        for i, s in enumerate(self.streams.values()):
+            wmeta, wtables = s.windower.snapshot()
+            tables[f"s{i}"] = wtables
+            previous = None
+            if s.previous is not None:
+                previous = []
+                for j, (name, p) in enumerate(s.previous.items()):
+                    if p is None:
+                        previous.append([name, None])
+                        continue
+                    arrays[f"s{i}.{j}"] = p.values
+                    previous.append(
+                        [name, [p.numeric, p.count, p.missing, p.nonfinite, p.type_errors]]
+                    )
+            streams.append(
+                {
+                    "model": s.model,
+                    "version": s.version,
+                    "source": s.source,
+                    "events": s.events,
+                    "partitions": sorted([t, p] for t, p in s.partitions),
+                    "windower": wmeta,
+                    "previous": previous,
+                }
+            )
+        health = [{"model": m, "version": v, **t.snapshot()} for (m, v), t in self.health.items()]
+        meta = {
+            "positions": offsets_to_json(self.positions),
+            "streams": streams,
+            "health": health,
+        }
+        return Snapshot(meta, tables, arrays)
+
+    def restore(self, snap: Snapshot) -> None:
+        """Resume from a checkpoint (before processing anything)."""
+        meta = snap.meta
+        self.positions = offsets_from_json(meta["positions"])
+        for h in meta["health"]:
+            state = {k: v for k, v in h.items() if k not in ("model", "version")}
+            state["hysteresis"] = self.config.hysteresis
+            self.health[(h["model"], h["version"])] = HealthTracker.restore(state)
+        for i, s in enumerate(meta["streams"]):
+            baseline = self.resolver.resolve(s["model"], s["version"])
+            if baseline is None:
+                log.warning(
+                    "checkpoint: model %r version %r has no baseline any more; its open "
+                    "window is dropped",
+                    s["model"],
+                    s["version"],
+                )
+                continue
+            windower = restore_windower(s["windower"], snap.tables.get(f"s{i}", []))
+            previous = None
+            if s["previous"] is not None:
+                previous = {}
+                for j, (name, p) in enumerate(s["previous"]):
+                    if p is None:
+                        previous[name] = None
+                        continue
+                    numeric, count, missing, nonfinite, errors = p
+                    previous[name] = Prepared(
+                        bool(numeric), snap.arrays[f"s{i}.{j}"], count, missing, nonfinite, errors
+                    )
+            stream = Stream(
+                s["model"],
+                s["version"],
+                s["source"],
+                self._monitor(baseline, s["model"], s["version"]),
+                windower,
+                previous,
+                int(s["events"]),
+                {(str(t), int(p)) for t, p in s["partitions"]},
+            )
+            self.streams[(stream.model, stream.version, stream.source)] = stream
+        log.info(
+            "resumed from the checkpoint: %d streams, %d partitions",
+            len(self.streams),
+            len(self.positions),
+        )

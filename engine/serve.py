@@ -1,0 +1,250 @@
+"""``driftline serve``: the engine as a long-running Kafka sidecar.
+
+Two threads share the work. The main thread polls Kafka (kafka-python is pure Python and
+holds the interpreter while it parses record batches); a worker thread decodes, windows,
+computes and publishes (pyarrow's JSON reader and the Numba kernels release the
+interpreter, so the two overlap on two cores). A bounded queue between them applies
+back-pressure.
+
+Every ``state.checkpoint_interval`` the worker flushes the sink, writes the checkpoint and
+hands its offsets back; only then does the main thread commit them (kafka-python's consumer
+is not thread-safe, so every consumer call stays on the main thread). On SIGTERM or SIGINT
+the loop stops polling, the worker finishes what it was given, a last checkpoint is written
+and committed, and the process exits 0. After ``kill -9`` a restart resumes from the last
+checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from driftline.config import Config
+from driftline.engine import Engine, Messages
+from driftline.exceptions import DriftlineError
+from driftline.state import StateDir
+
+log = logging.getLogger("driftline.serve")
+
+T = TypeVar("T")
+Partition = tuple[str, int]
+
+
+class _Worker:
+    """One thread running submitted calls in order; a failure stops it and is re-raised
+    to the main thread by :meth:`check`."""
+
+    def __init__(self, depth: int = 2) -> None:
+        self._queue: queue.Queue[tuple[Callable[[], Any], Future[Any]] | None] = queue.Queue(depth)
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="driftline-engine", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            fn, future = item
+            if self.error is not None:
+                future.cancel()
+                continue
+            try:
+                future.set_result(fn())
+            except BaseException as exc:  # surfaced on the main thread
+                self.error = exc
+                future.set_exception(exc)
+
+    def submit(self, fn: Callable[[], T]) -> Future[T]:
+        future: Future[T] = Future()
+        while True:
+            self.check()
+            try:
+                self._queue.put((fn, future), timeout=0.5)
+                return future
+            except queue.Full:
+                continue
+
+    def call(self, fn: Callable[[], T]) -> T:
+        return self.submit(fn).result()
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+
+@dataclass
+class ServeOptions:
+    idle_exit: float | None = None
+    """Stop (draining, exit 0) after this many seconds without a message."""
+    create_topics: bool = False
+    threads: int = 0
+    status_every: float = 10.0
+
+
+class Server:
+    """Wires a source, the engine, its sink and the state directory together."""
+
+    def __init__(
+        self,
+        config: Config,
+        engine: Engine,
+        source_factory: Callable[..., Any],
+        state: StateDir,
+        opts: ServeOptions,
+    ) -> None:
+        self.config = config
+        self.engine = engine
+        self.state = state
+        self.opts = opts
+        self.stop = threading.Event()
+        self.worker = _Worker()
+        self.source = source_factory(on_revoked=self._revoked, on_assigned=self._assigned)
+        self._owned: set[Partition] = set()
+        self.checkpoints = 0
+
+    # -- called on the worker thread -----------------------------------------------------
+
+    def _checkpoint(self) -> dict[Partition, int]:
+        self.engine.sink.flush()  # 1. outputs durable
+        self.state.write(self.engine.snapshot())  # 2. state durable
+        self.checkpoints += 1
+        return dict(self.engine.positions)  # 3. the caller commits these
+
+    def _process(self, batch: list[Messages]) -> None:
+        for msgs in batch:
+            self.engine.process(msgs)
+
+    # -- rebalance callbacks (main thread, inside poll) ------------------------------------
+
+    def _revoked(self, partitions: set[Partition]) -> None:
+        positions = self.worker.call(self._checkpoint)
+        self.source.commit({tp: o for tp, o in positions.items() if tp in partitions})
+
+    def _assigned(self, partitions: set[Partition]) -> None:
+        lost = self._owned - partitions
+        self._owned = set(partitions)
+        known = dict(self.engine.positions)
+        stale = set()
+        for tp in partitions & set(known):
+            committed = self.source.committed(tp)
+            if committed is not None and committed > known[tp]:
+                stale.add(tp)  # another engine read past our checkpoint meanwhile
+        if lost or stale:
+            self.worker.call(lambda: self.engine.release(lost | stale))
+        seek = {tp: o for tp, o in known.items() if tp in partitions and tp not in stale}
+        self.source.seek(seek)
+        log.info(
+            "assigned %d partitions (%d resumed from the checkpoint)", len(partitions), len(seek)
+        )
+
+    # -- main loop -----------------------------------------------------------------------
+
+    def run(self) -> None:
+        snap = self.state.read()
+        if snap is not None:
+            self.engine.restore(snap)
+            self._owned = set(self.engine.positions)
+        self.source.start()
+        interval = self.config.checkpoint_interval
+        next_checkpoint = time.monotonic() + interval
+        pending: Future[dict[Partition, int]] | None = None
+        last_message = time.monotonic()
+        last_status = time.monotonic()
+        events_seen = 0
+        try:
+            while not self.stop.is_set():
+                batch = self.source.poll(timeout_ms=200)
+                now = time.monotonic()
+                if batch:
+                    last_message = now
+                    events_seen += sum(len(m.offsets) for m in batch)
+                    self.worker.submit(lambda b=batch: self._process(b))
+                if pending is not None and pending.done():
+                    self.source.commit(pending.result())
+                    pending = None
+                if pending is None and now >= next_checkpoint:
+                    pending = self.worker.submit(self._checkpoint)
+                    next_checkpoint = now + interval
+                if now - last_status >= self.opts.status_every:
+                    self._status(events_seen, now - last_status)
+                    events_seen, last_status = 0, now
+                idle = self.opts.idle_exit
+                if idle is not None and now - last_message >= idle:
+                    log.info("no message for %.0f s: stopping", idle)
+                    break
+                self.worker.check()
+            if pending is not None:
+                self.source.commit(pending.result())
+            self.source.commit(self.worker.call(self._checkpoint))
+            log.info("drained: checkpoint written and offsets committed")
+        finally:
+            self.worker.stop()
+            self.source.close()
+
+    def _status(self, messages: int, seconds: float) -> None:
+        c = self.engine.counters
+        log.info(
+            "%.0f messages/s; %d events, %d windows, %d dead letters, %d streams",
+            messages / seconds if seconds else 0.0,
+            sum(c.events.values()),
+            c.windows,
+            sum(c.invalid.values()),
+            len(self.engine.streams),
+        )
+
+
+def install_signal_handlers(stop: threading.Event) -> None:
+    def handler(signum: int, _frame: Any) -> None:
+        log.info("%s: draining", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def serve(config: Config, opts: ServeOptions) -> int:
+    """Run until SIGTERM/SIGINT (or ``idle_exit``); returns the exit code."""
+    from driftline.connectors.kafka import KafkaSink, KafkaSource, check_topics
+
+    topics = config.kafka.topics
+    inputs = [t for t in (topics.inference, topics.features) if t]
+    check_topics(
+        config.kafka, [*inputs, topics.windows, topics.dead_letter], create=opts.create_topics
+    )
+    with StateDir(config.state_dir) as state:
+        sink = KafkaSink(config.kafka)
+        engine = Engine(config, sink, threads=opts.threads)
+        try:
+
+            def factory(**callbacks: Any) -> KafkaSource:
+                return KafkaSource(config.kafka, inputs, **callbacks)
+
+            server = Server(config, engine, factory, state, opts)
+            install_signal_handlers(server.stop)
+            server.run()
+        except DriftlineError:
+            raise
+        finally:
+            engine.close()
+            sink.close()
+    c = engine.counters
+    log.info(
+        "stopped: %d events, %d windows, %d records, %d dead letters",
+        sum(c.events.values()),
+        c.windows,
+        c.records,
+        sum(c.invalid.values()),
+    )
+    return 0
