@@ -1,9 +1,11 @@
 """Health of a model version over windows, with hysteresis.
 
 Each closed window is observed as ``ok``, ``warning`` or ``critical`` (see
-:mod:`driftline.monitor`). The tracked state changes only once a different level has been
-observed for ``hysteresis`` windows in a row, so one noisy window does not page anyone and a
-single good window does not resolve an incident. Every change is returned as a
+:mod:`driftline.monitor`). The tracked state changes only once the windows have been worse
+(or better) than it for ``hysteresis`` windows in a row, so one noisy window does not page
+anyone and a single good window does not resolve an incident. The new state is the level of
+that run closest to the old one: ``ok`` followed by ``warning, critical`` becomes
+``warning``, and ``critical`` followed by ``ok, warning`` becomes ``warning``. Every change is returned as a
 :class:`Change` (what alerting will turn into a notification). The state is a plain value:
 :meth:`HealthTracker.snapshot` and :meth:`HealthTracker.restore` carry it across restarts.
 """
@@ -59,14 +61,18 @@ class HealthTracker:
             self.candidate, self.streak = None, 0
             self.reasons = reasons
             return None
-        if observed == self.candidate:
+        worse = observed > self.state
+        if self.candidate is not None and (self.candidate > self.state) == worse:
             self.streak += 1
+            nearer = min if worse else max
+            self.candidate = nearer(self.candidate, observed)
         else:
             self.candidate, self.streak = observed, 1
         if self.streak < self.hysteresis:
             return None
-        change = Change(self.state, observed, window, reasons)
-        self.state, self.candidate, self.streak, self.reasons = observed, None, 0, reasons
+        new = self.candidate
+        change = Change(self.state, new, window, reasons)
+        self.state, self.candidate, self.streak, self.reasons = new, None, 0, reasons
         return change
 
     def snapshot(self) -> dict[str, Any]:

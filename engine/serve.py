@@ -91,6 +91,8 @@ class ServeOptions:
     create_topics: bool = False
     threads: int = 0
     status_every: float = 10.0
+    stop_when: Callable[[Engine], bool] | None = None
+    """Stop (draining) once this returns true; checked after every poll (benchmarks)."""
 
 
 class Server:
@@ -180,6 +182,8 @@ class Server:
                 if now - last_status >= self.opts.status_every:
                     self._status(events_seen, now - last_status)
                     events_seen, last_status = 0, now
+                if self.opts.stop_when is not None and self.opts.stop_when(self.engine):
+                    break
                 idle = self.opts.idle_exit
                 if idle is not None and now - last_message >= idle:
                     log.info("no message for %.0f s: stopping", idle)

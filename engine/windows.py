@@ -286,10 +286,16 @@ class TimeWindower:
         return self._close_through(last, partial=False)
 
     def flush(self) -> list[Window]:
-        """Every window still holding rows, as partial windows (end of input)."""
-        if not self._panes:
+        """Every window still holding rows, as partial windows (end of input). Late or
+        untimed rows not yet reported come with them, or alone in an empty window."""
+        if self._panes:
+            return self._close_through(max(self._panes), partial=True)
+        if not (self._late or self._invalid):
             return []
-        return self._close_through(max(self._panes), partial=True)
+        empty = Window(self.index, (), None, None, self._late, self._invalid, partial=True)
+        self.index += 1
+        self._late = self._invalid = 0
+        return [empty]
 
     def _close_through(self, last: int, partial: bool) -> list[Window]:
         """Close windows up to ``last``: the ones holding rows are emitted, in order."""

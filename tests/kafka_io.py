@@ -96,7 +96,12 @@ def produce_arrow(
                 "prediction": part.column("score"),
             }
         )
-        p.send(topic, arrow_message(batch), key=model.encode(), headers=[("content-type", ARROW.encode())])
+        p.send(
+            topic,
+            arrow_message(batch),
+            key=model.encode(),
+            headers=[("content-type", ARROW.encode())],
+        )
         n += 1
     p.flush()
     p.close()

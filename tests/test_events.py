@@ -12,7 +12,6 @@ from driftline.events import (
     FieldMap,
     decode,
     decode_arrow,
-    decode_batch,
     decode_json,
     parse_ts,
 )

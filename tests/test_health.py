@@ -1,4 +1,5 @@
-"""Health hysteresis: a level must hold for N windows before the state changes."""
+"""Health hysteresis: windows must be worse (or better) for N in a row before the state
+changes, and it changes to the level of that run nearest the old state."""
 
 from __future__ import annotations
 
@@ -30,9 +31,19 @@ def test_changes_after_holding_for_n_windows() -> None:
     assert t.state is OK
 
 
-def test_a_new_level_restarts_the_count() -> None:
+def test_a_run_of_worse_windows_moves_to_its_mildest_level() -> None:
     t = HealthTracker(3)
-    assert run(t, [WARN, WARN, CRIT, CRIT, CRIT]) == [(4, OK, CRIT)]
+    # warning, warning, critical: three bad windows, the mildest is warning; then three
+    # critical windows in a row escalate
+    assert run(t, [WARN, WARN, CRIT, CRIT, CRIT, CRIT]) == [(2, OK, WARN), (5, WARN, CRIT)]
+    # critical, then ok, warning: two better windows, the nearest to critical is warning
+    t = HealthTracker(2)
+    assert run(t, [CRIT, CRIT, OK, WARN]) == [(1, OK, CRIT), (3, CRIT, WARN)]
+
+
+def test_a_window_on_the_other_side_restarts_the_count() -> None:
+    t = HealthTracker(2, state=WARN)
+    assert run(t, [CRIT, OK, CRIT, OK]) == []
 
 
 def test_hysteresis_one_follows_every_window() -> None:
@@ -62,9 +73,15 @@ def test_snapshot_restore_is_transparent(before: list[Health], after: list[Healt
 
 
 @given(levels, st.integers(1, 4))
-def test_state_only_moves_to_a_level_seen_n_times_in_a_row(seq: list[Health], n: int) -> None:
+def test_state_moves_only_after_n_windows_on_one_side(seq: list[Health], n: int) -> None:
     t = HealthTracker(n)
     for i, level in enumerate(seq):
+        before = t.state
         c = t.update(level, i)
         if c is not None:
-            assert i + 1 >= n and all(x == level for x in seq[i + 1 - n : i + 1])
+            run_ = seq[i + 1 - n : i + 1]
+            assert i + 1 >= n
+            if c.current > before:
+                assert all(x > before for x in run_) and c.current == min(run_)
+            else:
+                assert all(x < before for x in run_) and c.current == max(run_)

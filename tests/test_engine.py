@@ -1,0 +1,272 @@
+"""The engine without a broker: messages in, records and dead letters out, state round trips.
+
+The oracle for window statistics is the replay path (``Monitor.record`` over
+``count_windows`` of the same rows), itself checked against SciPy in test_replay and
+test_conformance.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from kafka_io import arrow_message, events
+
+from driftline import baseline as bl
+from driftline import config as cfgmod
+from driftline.build import BuildOptions, build_from_file
+from driftline.engine import Engine, Messages, Origin
+from driftline.events import ARROW, JSON, DeadLetter
+from driftline.example import write_example
+from driftline.exceptions import ConfigError
+from driftline.monitor import Monitor, policy_for
+from driftline.state import StateDir, StateError
+from driftline.windows import count_windows
+
+
+class MemorySink:
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+        self.dead: list[tuple[DeadLetter, Origin]] = []
+        self.flushes = 0
+
+    def publish(self, record: dict[str, Any]) -> None:
+        self.records.append(orjson.loads(orjson.dumps(record)))  # as a consumer sees it
+
+    def dead_letter(self, letter: DeadLetter, origin: Origin) -> None:
+        self.dead.append((letter, origin))
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("engine")
+    write_example(d, rows=8000, serving_rows=12_000, seed=3)
+    opts = BuildOptions(prediction="score", label="label")
+    base, _ = build_from_file(d / "training.parquet", opts)
+    bl.save(base, d / "fraud.dlb")
+    return d
+
+
+def config(data: Path, tmp: Path, window: str = "size = 2000", extra: str = "") -> cfgmod.Config:
+    path = tmp / "driftline.toml"
+    path.write_text(
+        "[kafka.topics]\ninference = 'inf'\nfeatures = 'feat'\n"
+        f"[state]\ndir = '{tmp / 'state'}'\n[window]\n{window}\n[health]\nhysteresis = 2\n"
+        f"[[models]]\nname = 'fraud'\nbaseline = '{data / 'fraud.dlb'}'\n{extra}"
+    )
+    return cfgmod.load(path)
+
+
+def json_messages(table: pa.Table, start: int = 0, topic: str = "inf") -> Messages:
+    values = [orjson.dumps(e) for e in events(table)]
+    n = len(values)
+    return Messages(topic, 0, list(range(start, start + n)), values, [JSON] * n, [0.0] * n)
+
+
+def serving(data: Path) -> pa.Table:
+    return pq.read_table(data / "serving.parquet")
+
+
+def test_skew_records_equal_the_replay_path(data: Path, tmp_path: Path) -> None:
+    cfg = config(data, tmp_path)
+    sink = MemorySink()
+    engine = Engine(cfg, sink)
+    table = serving(data)
+    for start in range(0, table.num_rows, 1500):  # polls that do not line up with windows
+        engine.process(json_messages(table.slice(start, 1500), start))
+    skew = [r for r in sink.records if r["kind"] == "skew"]
+    assert len(skew) == 6 and [r["window"]["index"] for r in skew] == list(range(6))
+
+    base = bl.load(data / "fraud.dlb")
+    monitor = Monitor(base, policy_for(base), "fraud", "7", threads=1)
+    batches = table.rename_columns(["ts", "id", *table.column_names[2:]]).to_batches(
+        max_chunksize=1000
+    )
+    want = [monitor.record(w) for w in count_windows(batches, 2000, "ts")]
+    for got, exp in zip(skew, want, strict=True):
+        assert got["window"]["count"] == exp["window"]["count"] == 2000
+        assert got["window"]["start"] == exp["window"]["start"]
+        for name, feat in exp["features"].items():
+            for stat, value in feat.items():
+                assert got["features"][name][stat] == value, (name, stat)
+        assert got["prediction"]["psi"] == exp["prediction"]["psi"]
+        assert got["dataset_drift"] == exp["dataset_drift"]
+
+
+def test_drift_compares_each_window_with_the_previous_one(data: Path, tmp_path: Path) -> None:
+    sink = MemorySink()
+    engine = Engine(config(data, tmp_path), sink)
+    engine.process(json_messages(serving(data)))
+    drift = [r for r in sink.records if r["kind"] == "drift"]
+    assert [r["window"]["index"] for r in drift] == [1, 2, 3, 4, 5]
+    # the serving data change at 40 % (row 4800, in window 2): a new country arrives. The
+    # drift record of window 2 sees the jump against window 1; windows 4 and 5 look like
+    # their predecessors again, while the skew against training stays high
+    country = {r["window"]["index"]: r["features"]["country"]["psi"] for r in drift}
+    assert country[2] > 0.1 > max(country[4], country[5])
+    skew = [r["features"]["country"]["psi"] for r in sink.records if r["kind"] == "skew"]
+    assert skew[5] > 0.1
+    assert all(r["source"] == "inference" for r in sink.records)
+
+
+def test_health_changes_only_after_hysteresis(data: Path, tmp_path: Path) -> None:
+    sink = MemorySink()
+    engine = Engine(config(data, tmp_path), sink)
+    engine.process(json_messages(serving(data)))
+    skew = [r for r in sink.records if r["kind"] == "skew"]
+    observed = [r["observed_health"] for r in skew]
+    tracked = [r["health"] for r in skew]
+    first_bad = next(i for i, h in enumerate(observed) if h != "ok")
+    assert tracked[first_bad] == "ok"  # one bad window is not enough with hysteresis 2
+    assert observed[first_bad + 1] != "ok" and tracked[first_bad + 1] != "ok"
+    changes = [r["health_change"] for r in skew if "health_change" in r]
+    assert changes and changes[0]["from"] == "ok"
+
+
+def test_bad_messages_are_dead_lettered_with_their_offsets(data: Path, tmp_path: Path) -> None:
+    sink = MemorySink()
+    engine = Engine(config(data, tmp_path), sink)
+    good = json_messages(serving(data).slice(0, 100), 10)
+    values = [b"{nope", *good.values[:50], b'{"model": "fraud"}', *good.values[50:], b""]
+    values += [orjson.dumps({**events(serving(data).slice(0, 1))[0], "model": "spam"})]
+    values += [b"\x00\x01", b'{"model":"fraud","version":"7","features":{}}']
+    n = len(values)
+    ctypes = [JSON] * n
+    ctypes[-2] = ARROW
+    engine.process(Messages("inf", 0, list(range(n)), values, ctypes, [0.0] * n))
+    codes = sorted(((d.code, o.offset) for d, o in sink.dead), key=lambda c: c[1])
+    assert codes == [
+        ("not_json", 0),
+        ("missing_field", 51),
+        ("empty", 102),
+        ("no_baseline", 103),
+        ("not_arrow", 104),
+    ]
+    dead = {o.offset: d for d, o in sink.dead}
+    assert dead[51].value == b'{"model": "fraud"}'
+    assert "no baseline configured for model 'spam'" in dead[103].reason
+    assert sum(engine.counters.events.values()) == 101  # 100 good + the empty-features one
+    assert engine.counters.invalid == {
+        "not_json": 1,
+        "missing_field": 1,
+        "empty": 1,
+        "no_baseline": 1,
+        "not_arrow": 1,
+    }
+    assert engine.positions == {("inf", 0): n}
+
+
+def test_arrow_messages_give_the_same_records_as_json(data: Path, tmp_path: Path) -> None:
+    table = serving(data)
+    as_json, as_arrow = MemorySink(), MemorySink()
+    Engine(config(data, tmp_path), as_json).process(json_messages(table))
+    values = []
+    for start in range(0, table.num_rows, 3000):
+        part = table.slice(start, 3000)
+        values.append(
+            arrow_message(
+                pa.table(
+                    {
+                        "model": ["fraud"] * part.num_rows,
+                        "version": ["7"] * part.num_rows,
+                        "ts": part.column("ts"),
+                        "features": pa.StructArray.from_arrays(
+                            [
+                                part.column(c).combine_chunks()
+                                for c in ("amount", "age", "hour", "items", "country", "device")
+                            ],
+                            ["amount", "age", "hour", "items", "country", "device"],
+                        ),
+                        "prediction": part.column("score"),
+                    }
+                )
+            )
+        )
+    n = len(values)
+    Engine(config(data, tmp_path), as_arrow).process(
+        Messages("inf", 0, list(range(n)), values, [ARROW] * n, [0.0] * n)
+    )
+    assert as_arrow.records == as_json.records
+
+
+def run_engine(
+    data: Path, tmp: Path, table: pa.Table, chunk: int, restarts: set[int], window: str
+) -> list[dict[str, Any]]:
+    """Process ``table`` in polls of ``chunk`` messages; before the polls in ``restarts``,
+    checkpoint to a real state directory and continue in a new engine restored from it."""
+    cfg = config(data, tmp, window)
+    sink = MemorySink()
+    engine = Engine(cfg, sink)
+    for i, start in enumerate(range(0, table.num_rows, chunk)):
+        if i in restarts:
+            with StateDir(cfg.state_dir) as state:
+                state.write(engine.snapshot())
+                engine.close()
+                engine = Engine(cfg, sink)
+                snap = state.read()
+                assert snap is not None
+                engine.restore(snap)
+            assert engine.positions == {("inf", 0): start}
+        engine.process(json_messages(table.slice(start, chunk), start))
+    engine.close()
+    return sink.records
+
+
+@settings(max_examples=8, deadline=None)
+@given(
+    chunk=st.sampled_from([700, 1300, 2000]),
+    restarts=st.sets(st.integers(1, 15), max_size=4),
+    window=st.sampled_from(["size = 2000", "size = 2000\nstep = 500", 'duration = "60s"']),
+)
+def test_a_restored_engine_produces_the_same_records(
+    data: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    chunk: int,
+    restarts: set[int],
+    window: str,
+) -> None:
+    table = serving(data)
+    plain = run_engine(data, tmp_path_factory.mktemp("a"), table, chunk, set(), window)
+    resumed = run_engine(data, tmp_path_factory.mktemp("b"), table, chunk, restarts, window)
+    assert len(plain) > 4
+    assert resumed == plain
+
+
+def test_release_reports_the_open_window_as_partial(data: Path, tmp_path: Path) -> None:
+    sink = MemorySink()
+    engine = Engine(config(data, tmp_path), sink)
+    engine.process(json_messages(serving(data).slice(0, 2500)))
+    assert len(sink.records) == 1
+    engine.release({("inf", 0)})
+    partial = [r for r in sink.records if r["window"]["partial"]]
+    assert [r["window"]["count"] for r in partial] == [500, 500]  # skew and drift
+    assert engine.streams == {} and engine.positions == {}
+
+
+def test_state_dir_is_locked_and_checkpoints_are_checked(data: Path, tmp_path: Path) -> None:
+    with StateDir(tmp_path / "s") as state:
+        with pytest.raises(ConfigError, match="in use by driftline pid"):
+            StateDir(tmp_path / "s")
+        (tmp_path / "s" / "checkpoint.zip").write_bytes(b"not a zip")
+        with pytest.raises(StateError, match="cannot be read"):
+            state.read()
+    with StateDir(tmp_path / "s") as state:  # released on close
+        assert state.path == tmp_path / "s"
+
+
+def test_unknown_config_keys_for_the_engine_are_refused(data: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="kafka.mode must be one of"):
+        config(data, tmp_path, extra="[kafka]\nmode = 'broadcast'\n")
+    with pytest.raises(ConfigError, match="window.duration must be a whole multiple"):
+        config(data, tmp_path, window='duration = "60s"\nstep = "25s"')
+    with pytest.raises(ConfigError, match="events.bogus: unknown key"):
+        config(data, tmp_path, extra="[events]\nbogus = 'x'\n")
