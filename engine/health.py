@@ -5,9 +5,10 @@ Each closed window is observed as ``ok``, ``warning`` or ``critical`` (see
 (or better) than it for ``hysteresis`` windows in a row, so one noisy window does not page
 anyone and a single good window does not resolve an incident. The new state is the level of
 that run closest to the old one: ``ok`` followed by ``warning, critical`` becomes
-``warning``, and ``critical`` followed by ``ok, warning`` becomes ``warning``. Every change is returned as a
-:class:`Change` (what alerting will turn into a notification). The state is a plain value:
-:meth:`HealthTracker.snapshot` and :meth:`HealthTracker.restore` carry it across restarts.
+``warning``, and ``critical`` followed by ``ok, warning`` becomes ``warning``. Every change
+is returned as a :class:`Change` (what alerting will turn into a notification). The state
+is a plain value: :meth:`HealthTracker.snapshot` and :meth:`HealthTracker.restore` carry it
+across restarts.
 """
 
 from __future__ import annotations

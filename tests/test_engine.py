@@ -264,9 +264,9 @@ def test_state_dir_is_locked_and_checkpoints_are_checked(data: Path, tmp_path: P
 
 
 def test_unknown_config_keys_for_the_engine_are_refused(data: Path, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="kafka.mode must be one of"):
+    with pytest.raises(ConfigError, match=r"kafka\.mode must be one of"):
         config(data, tmp_path, extra="[kafka]\nmode = 'broadcast'\n")
-    with pytest.raises(ConfigError, match="window.duration must be a whole multiple"):
+    with pytest.raises(ConfigError, match=r"window\.duration must be a whole multiple"):
         config(data, tmp_path, window='duration = "60s"\nstep = "25s"')
-    with pytest.raises(ConfigError, match="events.bogus: unknown key"):
+    with pytest.raises(ConfigError, match=r"events\.bogus: unknown key"):
         config(data, tmp_path, extra="[events]\nbogus = 'x'\n")

@@ -6,6 +6,7 @@ from the whole stream at once; the windowers see the stream in arbitrary pieces.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -36,7 +37,7 @@ def rows(w: Window) -> list[float]:
 
 def pieces(table: pa.Table, cuts: list[int]) -> list[pa.Table]:
     bounds = sorted({0, table.num_rows, *(c % (table.num_rows + 1) for c in cuts)})
-    return [table.slice(a, b - a) for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [table.slice(a, b - a) for a, b in itertools.pairwise(bounds)]
 
 
 def run(w: Windower, parts: list[pa.Table], snapshot_at: int | None = None) -> list[Window]:
