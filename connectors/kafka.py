@@ -19,16 +19,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future
 from typing import Any
 
 import orjson
 from kafka import (
-    ConsumerRebalanceListener,
+    AsyncConsumerRebalanceListener,
     KafkaConsumer,
     KafkaProducer,
     OffsetAndMetadata,
     TopicPartition,
 )
+from kafka import errors as kafka_errors
 from kafka.errors import KafkaError
 
 from driftline.config import KafkaConfig
@@ -97,16 +99,37 @@ def _content_type(headers: list[tuple[str, bytes]] | None) -> str | None:
     return None
 
 
+Revoked = Callable[[set[Partition]], "Future[dict[Partition, int]]"]
+"""Partitions taken away: returns (later) the offsets to commit for them."""
+Assigned = Callable[[set[Partition], dict[Partition, int | None]], "Future[dict[Partition, int]]"]
+"""Partitions given, with their committed offsets: returns (later) where to seek."""
+
+
+async def _wait(net: Any, future: Future[Any]) -> Any:
+    """Wait for a thread's future without blocking kafka-python's IO loop."""
+    while not future.done():
+        await net.sleep(0.005)
+    return future.result()
+
+
 class KafkaSource:
-    """Polls the input topics and hands back :class:`~driftline.engine.Messages`."""
+    """Polls the input topics and hands back :class:`~driftline.engine.Messages`.
+
+    Rebalances (group mode) call ``on_revoked`` and ``on_assigned``, which hand work to the
+    engine's thread and return futures. kafka-python 3 runs rebalance listeners on its IO
+    loop, where a blocking client call deadlocks, so the listener here is asynchronous: it
+    awaits those futures and commits or fetches offsets with the coordinator's awaitable
+    methods (``_commit_offsets_sync_async``, ``fetch_committed_offsets_async``; kafka-python
+    is pinned to 3.0.x for them).
+    """
 
     def __init__(
         self,
         cfg: KafkaConfig,
         topics: list[str],
         *,
-        on_revoked: Callable[[set[Partition]], None] | None = None,
-        on_assigned: Callable[[set[Partition]], None] | None = None,
+        on_revoked: Revoked | None = None,
+        on_assigned: Assigned | None = None,
     ) -> None:
         self.cfg = cfg
         self.topics = topics
@@ -132,18 +155,7 @@ class KafkaSource:
 
     def start(self) -> None:
         if self.cfg.mode == "group":
-            source = self
-
-            class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-                def on_partitions_revoked(self, revoked: Any) -> None:
-                    if source._on_revoked is not None:
-                        source._on_revoked({(tp.topic, tp.partition) for tp in revoked})
-
-                def on_partitions_assigned(self, assigned: Any) -> None:
-                    if source._on_assigned is not None:
-                        source._on_assigned({(tp.topic, tp.partition) for tp in assigned})
-
-            self.consumer.subscribe(self.topics, listener=Listener())
+            self.consumer.subscribe(self.topics, listener=self._listener())
             return
         parts: set[Partition] = set()
         for topic in self.topics:
@@ -151,7 +163,41 @@ class KafkaSource:
             parts |= {(topic, p) for p in ids}
         self.consumer.assign([TopicPartition(t, p) for t, p in sorted(parts)])
         if self._on_assigned is not None:
-            self._on_assigned(parts)
+            committed = {tp: self.committed(tp) for tp in parts}
+            self.seek(self._on_assigned(parts, committed).result())
+
+    def _listener(self) -> AsyncConsumerRebalanceListener:
+        source = self
+        coordinator = self.consumer._coordinator
+        net = coordinator._net
+
+        class Listener(AsyncConsumerRebalanceListener):  # type: ignore[misc]
+            async def on_partitions_revoked(self, revoked: Any) -> None:
+                parts = {(tp.topic, tp.partition) for tp in revoked}
+                if source._on_revoked is None or not parts:
+                    return
+                positions = await _wait(net, source._on_revoked(parts))
+                offsets = {
+                    TopicPartition(t, p): OffsetAndMetadata(o, "", -1)
+                    for (t, p), o in positions.items()
+                    if (t, p) in parts
+                }
+                if offsets:
+                    await coordinator._commit_offsets_sync_async(offsets)
+
+            async def on_partitions_assigned(self, assigned: Any) -> None:
+                if source._on_assigned is None:
+                    return
+                fetched = await coordinator.fetch_committed_offsets_async(set(assigned))
+                committed: dict[Partition, int | None] = {
+                    (tp.topic, tp.partition): None for tp in assigned
+                }
+                for tp, meta in fetched.items():
+                    committed[(tp.topic, tp.partition)] = None if meta is None else meta.offset
+                seeks = await _wait(net, source._on_assigned(set(committed), committed))
+                source.seek(seeks)
+
+        return Listener()
 
     def poll(self, timeout_ms: int) -> list[Messages]:
         polled = self.consumer.poll(timeout_ms=timeout_ms)
@@ -179,12 +225,25 @@ class KafkaSource:
         result = self.consumer.committed(TopicPartition(*partition))
         return None if result is None else int(result)
 
-    def commit(self, positions: Mapping[Partition, int]) -> None:
+    def commit(self, positions: Mapping[Partition, int]) -> bool:
+        """Commit; False when a group rebalance refused it (the offsets are in the checkpoint
+        already: the revoke hook or the next checkpoint commits them)."""
         if not positions:
-            return
-        self.consumer.commit(
-            {TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in positions.items()}
-        )
+            return True
+        offsets = {
+            TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in positions.items()
+        }
+        try:
+            self.consumer.commit(offsets)
+        except (
+            kafka_errors.RebalanceInProgressError,
+            kafka_errors.CommitFailedError,
+            kafka_errors.IllegalGenerationError,
+            kafka_errors.UnknownMemberIdError,
+        ) as exc:
+            log.info("offset commit deferred: %s", type(exc).__name__)
+            return False
+        return True
 
     def assignment(self) -> set[Partition]:
         return {(tp.topic, tp.partition) for tp in self.consumer.assignment()}

@@ -114,6 +114,7 @@ class Server:
         self.worker = _Worker()
         self.source = source_factory(on_revoked=self._revoked, on_assigned=self._assigned)
         self._owned: set[Partition] = set()
+        self._closing = False
         self.checkpoints = 0
 
     # -- called on the worker thread -----------------------------------------------------
@@ -128,28 +129,39 @@ class Server:
         for msgs in batch:
             self.engine.process(msgs)
 
-    # -- rebalance callbacks (main thread, inside poll) ------------------------------------
+    # -- rebalance callbacks (kafka-python's IO thread: hand the work to the worker) -----
 
-    def _revoked(self, partitions: set[Partition]) -> None:
-        positions = self.worker.call(self._checkpoint)
-        self.source.commit({tp: o for tp, o in positions.items() if tp in partitions})
+    def _revoked(self, partitions: set[Partition]) -> Future[dict[Partition, int]]:
+        if self._closing:  # the final checkpoint is written and committed already
+            done: Future[dict[Partition, int]] = Future()
+            done.set_result({})
+            return done
+        return self.worker.submit(self._checkpoint)
 
-    def _assigned(self, partitions: set[Partition]) -> None:
-        lost = self._owned - partitions
-        self._owned = set(partitions)
-        known = dict(self.engine.positions)
-        stale = set()
-        for tp in partitions & set(known):
-            committed = self.source.committed(tp)
-            if committed is not None and committed > known[tp]:
-                stale.add(tp)  # another engine read past our checkpoint meanwhile
-        if lost or stale:
-            self.worker.call(lambda: self.engine.release(lost | stale))
-        seek = {tp: o for tp, o in known.items() if tp in partitions and tp not in stale}
-        self.source.seek(seek)
-        log.info(
-            "assigned %d partitions (%d resumed from the checkpoint)", len(partitions), len(seek)
-        )
+    def _assigned(
+        self, partitions: set[Partition], committed: dict[Partition, int | None]
+    ) -> Future[dict[Partition, int]]:
+        def work() -> dict[Partition, int]:
+            lost = self._owned - partitions
+            known = dict(self.engine.positions)
+            # another engine read past our checkpoint meanwhile: our state of it is stale
+            stale = {
+                tp
+                for tp in partitions & set(known)
+                if (c := committed.get(tp)) is not None and c > known[tp]
+            }
+            if lost or stale:
+                self.engine.release(lost | stale)
+            self._owned = set(partitions)
+            seek = {tp: o for tp, o in known.items() if tp in partitions and tp not in stale}
+            log.info(
+                "assigned %d partitions (%d resumed from the checkpoint)",
+                len(partitions),
+                len(seek),
+            )
+            return seek
+
+        return self.worker.submit(work)
 
     # -- main loop -----------------------------------------------------------------------
 
@@ -194,8 +206,9 @@ class Server:
             self.source.commit(self.worker.call(self._checkpoint))
             log.info("drained: checkpoint written and offsets committed")
         finally:
-            self.worker.stop()
+            self._closing = True
             self.source.close()
+            self.worker.stop()
 
     def _status(self, messages: int, seconds: float) -> None:
         c = self.engine.counters

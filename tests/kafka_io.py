@@ -143,7 +143,7 @@ def write_config(
     topics: dict[str, str],
     baseline: Path,
     state: Path,
-    window: str = "size = 5000",
+    window: str = "size = 2000",
     extra: str = "",
 ) -> Path:
     lines = [

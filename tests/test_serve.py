@@ -1,0 +1,320 @@
+"""``driftline serve`` against a real broker (Tansu), as a real process.
+
+Events are produced from the example dataset; the window records read back from the
+``windows`` topic are compared with ``driftline replay`` of the same rows (JSON and Arrow),
+with an uninterrupted run after ``kill -9`` restarts, and after a SIGTERM drain.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from kafka_io import (
+    create_topics,
+    events,
+    produce_arrow,
+    produce_events,
+    produce_json,
+    producer,
+    read_all,
+    write_config,
+)
+
+from driftline import baseline as bl
+from driftline.build import BuildOptions, build_from_file
+from driftline.example import write_example
+
+DRIFTLINE = [sys.executable, "-m", "driftline"]
+WINDOW = 2000
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("serve")
+    write_example(d, rows=8000, serving_rows=20_000, seed=5)
+    opts = BuildOptions(prediction="score", label="label", model="fraud", version="7")
+    base, _ = build_from_file(d / "training.parquet", opts)
+    bl.save(base, d / "fraud.dlb")
+    return d
+
+
+@pytest.fixture(scope="module")
+def replayed(data: Path) -> list[dict[str, Any]]:
+    """``driftline replay`` of the serving file: the records the engine must reproduce."""
+    r = subprocess.run(
+        [
+            *DRIFTLINE,
+            "replay",
+            str(data / "serving.parquet"),
+            "--baseline",
+            str(data / "fraud.dlb"),
+            "--window",
+            str(WINDOW),
+            "--time-column",
+            "ts",
+            "--format",
+            "jsonl",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    return [json.loads(line) for line in r.stdout.splitlines()]
+
+
+def topics_for(name: str) -> dict[str, str]:
+    return {"inference": f"{name}-in", "windows": f"{name}-win", "dead_letter": f"{name}-dlq"}
+
+
+def serve(config: Path, *args: str, **kw: Any) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*DRIFTLINE, "serve", "--config", str(config), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
+
+
+def finish(proc: subprocess.Popen[str], timeout: float = 120) -> str:
+    _, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err[-3000:]
+    return err
+
+
+def records(broker: str, topic: str, expected: int) -> list[dict[str, Any]]:
+    return [orjson.loads(v) for _, v, _ in read_all(broker, topic, expected)]
+
+
+def assert_matches_replay(got: list[dict[str, Any]], want: list[dict[str, Any]]) -> None:
+    skew = [r for r in got if r["kind"] == "skew"]
+    assert [r["window"]["index"] for r in skew] == [r["window"]["index"] for r in want]
+    for g, w in zip(skew, want, strict=True):
+        assert g["window"]["count"] == w["window"]["count"]
+        assert g["window"]["start"] == w["window"]["start"]
+        assert g["features"].keys() == w["features"].keys()
+        for name, feat in w["features"].items():
+            for stat, value in feat.items():
+                assert g["features"][name][stat] == value, (g["window"]["index"], name, stat)
+        assert g["prediction"] == w["prediction"]
+        assert g["dataset_drift"] == w["dataset_drift"]
+        assert g["observed_health"] == w["health"]
+
+
+def test_json_events_give_the_replay_records_and_bad_ones_are_dead_lettered(
+    broker: str, data: Path, replayed: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    topics = topics_for("json")
+    create_topics(broker, topics.values())
+    table = pq.read_table(data / "serving.parquet")
+    evs = [orjson.dumps(e) for e in events(table)]
+    bad = [b"{not json", b'{"model": "fraud", "features": {}}', b"[1, 2, 3]"]
+    # bad messages in the middle of the stream, under zstd compression
+    stream = [*evs[:7000], *bad, *evs[7000:]]
+    produce_json(broker, topics["inference"], stream, compression_type="zstd")
+    cfg = write_config(tmp_path / "d.toml", broker, topics, data / "fraud.dlb", tmp_path / "state")
+    err = finish(serve(cfg, "--idle-exit", "3"))
+    assert "3 dead letters" in err
+    # the last partial window is not closed by serve (it waits for more events)
+    want = [r for r in replayed if not r["window"]["partial"]]
+    got = records(broker, topics["windows"], 2 * len(want) - 1)
+    assert_matches_replay(got, want)
+    drift = [r for r in got if r["kind"] == "drift"]
+    assert [r["window"]["index"] for r in drift] == list(range(1, len(want)))
+    dead = read_all(broker, topics["dead_letter"], 3)
+    assert [v for _, v, _ in dead] == bad
+    codes = [h["driftline.code"] for _, _, h in dead]
+    assert codes == [b"not_json", b"missing_field", b"not_object"]
+    assert dead[0][2]["driftline.origin"] == f"{topics['inference']}/0/7000".encode()
+    assert b"version" in dead[1][2]["driftline.reason"]
+
+
+def test_arrow_batches_give_the_replay_records(
+    broker: str, data: Path, replayed: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    topics = topics_for("arrow")
+    create_topics(broker, topics.values())
+    table = pq.read_table(data / "serving.parquet")
+    produce_arrow(broker, topics["inference"], table, rows=1500)
+    cfg = write_config(tmp_path / "d.toml", broker, topics, data / "fraud.dlb", tmp_path / "state")
+    finish(serve(cfg, "--idle-exit", "3"))
+    want = [r for r in replayed if not r["window"]["partial"]]
+    assert_matches_replay(records(broker, topics["windows"], 2 * len(want) - 1), want)
+
+
+def dedupe(recs: list[dict[str, Any]]) -> dict[tuple[str, str, int], dict[str, Any]]:
+    """Records by (kind, source, window index); a record published twice (after a crash
+    between publishing and checkpointing) must be identical both times."""
+    out: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for r in recs:
+        key = (r["kind"], r["source"], r["window"]["index"])
+        if key in out:
+            assert out[key] == r, f"{key} published twice with different content"
+        out[key] = r
+    return out
+
+
+def test_kill_9_and_restart_give_the_records_of_an_uninterrupted_run(
+    broker: str, data: Path, tmp_path: Path
+) -> None:
+    table = pq.read_table(data / "serving.parquet")
+    evs = events(table) * 4  # 80,000 events: long enough to be killed mid-stream
+    for name in ("plain", "killed"):
+        create_topics(broker, topics_for(name).values())
+        produce_events(broker, topics_for(name)["inference"], evs, compression_type="lz4")
+
+    plain_cfg = write_config(
+        tmp_path / "plain.toml",
+        broker,
+        topics_for("plain"),
+        data / "fraud.dlb",
+        tmp_path / "plain-state",
+    )
+    finish(serve(plain_cfg, "--idle-exit", "3"))
+    n = 2 * (len(evs) // WINDOW) - 1
+    plain = dedupe(records(broker, topics_for("plain")["windows"], n))
+    assert len(plain) == n
+
+    cfg = write_config(
+        tmp_path / "killed.toml",
+        broker,
+        topics_for("killed"),
+        data / "fraud.dlb",
+        tmp_path / "killed-state",
+        extra="",
+    )
+    text = cfg.read_text().replace('checkpoint_interval = "1s"', 'checkpoint_interval = "200ms"')
+    cfg.write_text(text)
+    rng = random.Random(11)
+    checkpoint = tmp_path / "killed-state" / "checkpoint.zip"
+    kills = 0
+    for _ in range(4):
+        proc = serve(cfg, "--idle-exit", "3")
+        before = checkpoint.stat().st_mtime_ns if checkpoint.exists() else 0
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            if checkpoint.exists() and checkpoint.stat().st_mtime_ns != before:
+                break  # it made progress since the last start
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.4))
+        if proc.poll() is not None:
+            break  # finished before the kill
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+        kills += 1
+    finish(serve(cfg, "--idle-exit", "3"))
+    assert kills >= 2
+    killed = dedupe(records(broker, topics_for("killed")["windows"], n))
+    assert killed.keys() == plain.keys()
+    for key, rec in plain.items():
+        assert killed[key] == rec, key
+
+
+def test_sigterm_drains_and_exits_0_and_the_rest_is_processed_after(
+    broker: str, data: Path, replayed: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    topics = topics_for("term")
+    create_topics(broker, topics.values())
+    table = pq.read_table(data / "serving.parquet")
+    produce_events(broker, topics["inference"], events(table))
+    cfg = write_config(tmp_path / "d.toml", broker, topics, data / "fraud.dlb", tmp_path / "state")
+    proc = serve(cfg)  # no idle exit: runs until told to stop
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "state" / "checkpoint.zip").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    err = finish(proc, timeout=30)
+    assert "SIGTERM: draining" in err and "offsets committed" in err
+    finish(serve(cfg, "--idle-exit", "2"))  # nothing left, or the rest: no duplicates
+    want = [r for r in replayed if not r["window"]["partial"]]
+    got = dedupe(records(broker, topics["windows"], 2 * len(want) - 1))
+    skew = [got[("skew", "inference", i)] for i in range(len(want))]
+    assert_matches_replay(skew, want)
+
+
+def test_start_up_errors_exit_2_naming_the_fault(broker: str, data: Path, tmp_path: Path) -> None:
+    topics = topics_for("missing")
+    cfg = write_config(tmp_path / "d.toml", broker, topics, data / "fraud.dlb", tmp_path / "state")
+    proc = serve(cfg, "--idle-exit", "1")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert "topics missing" in err and topics["inference"] in err
+    bad = tmp_path / "bad.toml"
+    bad.write_text(cfg.read_text().replace("[state]", "[state]\nbogus = 1"))
+    proc = serve(bad)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and "state.bogus: unknown key" in err
+    # --create-topics creates them; a second engine on the same state dir is refused
+    first = serve(cfg, "--create-topics")
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "state" / "lock").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    second = serve(cfg)
+    _, err = second.communicate(timeout=60)
+    first.send_signal(signal.SIGTERM)
+    finish(first, timeout=30)
+    assert second.returncode == 2 and "is in use by driftline pid" in err
+
+
+def test_a_second_engine_joining_the_group_takes_a_partition_without_loss_or_double_count(
+    broker: str, data: Path, tmp_path: Path
+) -> None:
+    topics = topics_for("group")
+    create_topics(broker, [topics["windows"], topics["dead_letter"]])
+    create_topics(broker, [topics["inference"]], partitions=2)
+    table = pq.read_table(data / "serving.parquet").slice(0, 9000)
+    models = (("fraud", 0), ("fraud-eu", 1))
+
+    def produce(part: pa.Table) -> None:
+        p = producer(broker)
+        for model, partition in models:
+            for e in events(part, model=model):
+                p.send(
+                    topics["inference"], orjson.dumps(e), key=model.encode(), partition=partition
+                )
+        p.flush()
+        p.close()
+
+    extra = "[[models]]\nname = 'fraud-eu'\nbaseline = '" + str(data / "fraud.dlb") + "'\n"
+    configs = []
+    for i in range(2):
+        cfg = write_config(
+            tmp_path / f"{i}.toml",
+            broker,
+            topics,
+            data / "fraud.dlb",
+            tmp_path / f"state{i}",
+            extra=extra,
+        )
+        cfg.write_text(cfg.read_text().replace('mode = "assign"', 'mode = "group"'))
+        configs.append(cfg)
+    produce(table.slice(0, 5000))
+    first = serve(configs[0], "--idle-exit", "10")
+    checkpoint = tmp_path / "state0" / "checkpoint.zip"
+    deadline = time.monotonic() + 60
+    while not checkpoint.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    second = serve(configs[1], "--idle-exit", "10")  # joins: the group rebalances
+    time.sleep(1.0)
+    produce(table.slice(5000))
+    errs = [finish(first, timeout=120), finish(second, timeout=120)]
+    skew = [r for r in records(broker, topics["windows"], 8) if r["kind"] == "skew"]
+    # every event in exactly one skew window: the first engine reported its open window of
+    # the partition it lost as partial, the second read on from the committed offset
+    counts = {m: sum(r["window"]["count"] for r in skew if r["model"] == m) for m, _ in models}
+    assert counts == {"fraud": 8000, "fraud-eu": 8000}, counts  # 9000 - the unclosed rest
+    assert any("assigned 1 partitions" in e for e in errs), errs
