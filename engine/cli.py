@@ -184,6 +184,30 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument("--threads", type=_count, default=0, help="column threads (default 0: two)")
     sv.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
 
+    pr = sub.add_parser(
+        "produce",
+        help="send a data file's rows to the inference topic as events (to try serve)",
+        description="Read a data file (Parquet, CSV, JSONL, Arrow) and send every row to the "
+        "config's inference topic as a driftline event, keyed by model: one JSON message per "
+        "row, or one Arrow IPC message per batch with --arrow. Columns id and ts keep their "
+        "meaning, --prediction names the score column, the rest are features.",
+        epilog="Example: driftline produce examples/data/serving.parquet --config "
+        "examples/driftline.toml --model fraud --model-version 7 --prediction score "
+        "--exclude label",
+    )
+    pr.add_argument("data", help="data file (.parquet .csv .jsonl .arrow)")
+    pr.add_argument("--config", required=True, help="the TOML config file (for kafka.*)")
+    pr.add_argument("--model", required=True)
+    pr.add_argument("--model-version", required=True)
+    pr.add_argument("--prediction", help="the column holding the model's score")
+    pr.add_argument("--exclude", help="columns not to send (comma-separated)")
+    pr.add_argument("--arrow", action="store_true", help="Arrow IPC batches instead of JSON")
+    pr.add_argument(
+        "--batch", type=_positive, default=10_000, help="rows per read (and Arrow message)"
+    )
+    pr.add_argument("--create-topics", action="store_true", help="create the topic if missing")
+    pr.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
     e = sub.add_parser(
         "example",
         help="write the example fraud dataset (training + drifting serving data)",
@@ -211,6 +235,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check(args)
         if args.command == "serve":
             return _serve(args)
+        if args.command == "produce":
+            return _produce(args)
         return _example(args)
     except DriftlineError as exc:
         print(f"driftline: error: {exc}", file=sys.stderr)
@@ -392,6 +418,29 @@ def _serve(args: argparse.Namespace) -> int:
             idle_exit=args.idle_exit, create_topics=args.create_topics, threads=args.threads
         ),
     )
+
+
+def _produce(args: argparse.Namespace) -> int:
+    from driftline import config
+    from driftline.connectors.files import read_batches
+    from driftline.connectors.kafka import check_topics, produce_file
+    from driftline.output import Progress
+
+    cfg = config.load(args.config)
+    check_topics(cfg.kafka, [cfg.kafka.topics.inference], create=args.create_topics)
+    progress = Progress(not args.quiet)
+    sent = produce_file(
+        cfg.kafka,
+        read_batches(Path(args.data), batch_rows=args.batch),
+        model=args.model,
+        version=args.model_version,
+        prediction=args.prediction,
+        exclude=_names(args.exclude),
+        arrow=args.arrow,
+        on_progress=lambda n: progress.update(f"{n:,} events sent"),
+    )
+    progress.done(f"{sent:,} events sent to {cfg.kafka.topics.inference}")
+    return EXIT_OK
 
 
 def _example(args: argparse.Namespace) -> int:

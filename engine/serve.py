@@ -237,6 +237,12 @@ def serve(config: Config, opts: ServeOptions) -> int:
 
     topics = config.kafka.topics
     inputs = [t for t in (topics.inference, topics.features) if t]
+    if topics.labels:
+        log.warning(
+            "kafka.topics.labels (%s) is not read yet: label joins arrive with the quality "
+            "metrics; inference and feature events are monitored",
+            topics.labels,
+        )
     check_topics(
         config.kafka, [*inputs, topics.windows, topics.dead_letter], create=opts.create_topics
     )
