@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
+from numpy.typing import NDArray
 
 from driftline import baseline as bl
 from driftline.baseline import Baseline
@@ -329,11 +330,11 @@ class Engine:
         """The state as a checkpoint (call :meth:`Sink.flush` first: see :mod:`.state`)."""
         streams: list[dict[str, Any]] = []
         tables: dict[str, list[pa.Table]] = {}
-        arrays: dict[str, np.ndarray] = {}  # type: ignore[type-arg]
+        arrays: dict[str, NDArray[Any]] = {}
         for i, s in enumerate(self.streams.values()):
             wmeta, wtables = s.windower.snapshot()
             tables[f"s{i}"] = wtables
-            previous = None
+            previous: list[list[Any]] | None = None
             if s.previous is not None:
                 previous = []
                 for j, (name, p) in enumerate(s.previous.items()):
@@ -382,7 +383,7 @@ class Engine:
                 )
                 continue
             windower = restore_windower(s["windower"], snap.tables.get(f"s{i}", []))
-            previous = None
+            previous: dict[str, Prepared | None] | None = None
             if s["previous"] is not None:
                 previous = {}
                 for j, (name, p) in enumerate(s["previous"]):

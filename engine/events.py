@@ -34,6 +34,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
+from numpy.typing import NDArray
 
 from driftline.columns import json_column
 from driftline.exceptions import DataError
@@ -167,9 +168,9 @@ def _decode_json_each(values: Sequence[bytes], fields: FieldMap, nows: Sequence[
             reason = f"a JSON {type(obj).__name__}, not an object"
             out.dead.append(DeadLetter(value, reason, "not_object", i))
             continue
-        reason, code, key, ts = _check(obj, fields, nows[i])
-        if reason:
-            out.dead.append(DeadLetter(value, reason, code, i))
+        problem, code, key, ts = _check(obj, fields, nows[i])
+        if problem:
+            out.dead.append(DeadLetter(value, problem, code, i))
             continue
         assert key is not None and ts is not None
         group = groups.get(key)
@@ -430,7 +431,7 @@ def decode_batch(
     return out
 
 
-def _renumber(part: Decoded, positions: np.ndarray) -> Decoded:  # type: ignore[type-arg]
+def _renumber(part: Decoded, positions: NDArray[np.int64]) -> Decoded:
     """Map message indices of a sub-batch back to the whole batch."""
     out = Decoded()
     for key, tables in part.tables.items():

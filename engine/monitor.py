@@ -64,15 +64,11 @@ class Prepared:
 
 def compare(ref: Reference, p: Prepared) -> Stats:
     if isinstance(ref, NumericReference):
+        values = np.asarray(p.values, dtype=np.float64)  # no copy: already float64
         return numeric_statistics_sorted(
-            ref,
-            p.values,
-            p.count,
-            p.missing,
-            p.nonfinite,
-            p.type_errors,  # type: ignore[arg-type]
+            ref, values, p.count, p.missing, p.nonfinite, p.type_errors
         )
-    return categorical_statistics(ref, p.values, p.type_errors)  # type: ignore[arg-type]
+    return categorical_statistics(ref, np.asarray(p.values, dtype=np.int64), p.type_errors)
 
 
 def window_reference(base: Reference, p: Prepared) -> Reference:
@@ -256,6 +252,7 @@ class Monitor:
         if previous is None:
             return skew_record, None
         drift = {c.name: d for c, (_, d) in zip(cols, done, strict=True)}
+        assert self.drift_policy is not None  # set in __post_init__
         return skew_record, self._record(window, drift, self.drift_policy, "drift")
 
     def _record(

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 from driftline.config import Config
@@ -184,7 +185,7 @@ class Server:
                 if batch:
                     last_message = now
                     events_seen += sum(len(m.offsets) for m in batch)
-                    self.worker.submit(lambda b=batch: self._process(b))
+                    self.worker.submit(partial(self._process, batch))
                 if pending is not None and pending.done():
                     self.source.commit(pending.result())
                     pending = None
