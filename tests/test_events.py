@@ -5,13 +5,19 @@ from __future__ import annotations
 import orjson
 import pyarrow as pa
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from driftline.events import (
     ARROW,
+    FAST_PATH_MIN,
     MESSAGE,
     FieldMap,
+    _decode_json_columnar,
+    _decode_json_each,
     decode,
     decode_arrow,
+    decode_batch,
     decode_json,
     parse_ts,
 )
@@ -148,3 +154,77 @@ def test_rows_without_model_are_counted_and_content_type_checked() -> None:
     assert out.events == 1 and "1 rows of the Arrow batch have no model" in out.dead[0].reason
     other = decode(b"x", "text/csv", FIELDS, NOW)
     assert other.dead[0].reason == "unsupported content-type 'text/csv'"
+
+
+# -- the columnar JSON path and the message-by-message path agree ----------------------
+
+feature_values = st.one_of(
+    st.none(),
+    st.floats(allow_nan=False, allow_infinity=False, width=64),
+    st.integers(-(2**40), 2**40),
+)
+
+
+@st.composite
+def json_batches(draw: st.DrawFn) -> list[bytes]:
+    n = draw(st.integers(FAST_PATH_MIN, 40))
+    names = draw(st.lists(st.sampled_from(["a", "b", "c"]), min_size=1, max_size=3, unique=True))
+    versions = draw(st.sampled_from([["7"], ["7", "8"], [7]]))
+    out = []
+    for i in range(n):
+        feats = {k: draw(feature_values) for k in names if draw(st.booleans()) or k == names[0]}
+        event: dict[str, object] = {
+            "model": "m",
+            "version": versions[i % len(versions)],
+            "id": f"r{i}",
+            "features": feats,
+            "prediction": draw(st.one_of(st.none(), st.floats(0, 1))),
+        }
+        if draw(st.booleans()):
+            event["ts"] = float(draw(st.integers(0, 10**9)))
+        out.append(orjson.dumps(event))
+    return out
+
+
+def _as_floats(t: pa.Table) -> dict[str, list[float | None]]:
+    from driftline.columns import to_float
+
+    return {
+        name: [None if x != x else x for x in to_float(t.column(name))[0].tolist()]
+        for name in t.column_names
+        if name not in ("id",)
+    }
+
+
+@given(json_batches())
+def test_columnar_and_per_message_json_decoding_agree(values: list[bytes]) -> None:
+    nows = [float(1000 + i) for i in range(len(values))]
+    fast = _decode_json_columnar(values, FIELDS, nows)
+    slow = _decode_json_each(values, FIELDS, nows)
+    assert fast is not None, "a well-formed, uniformly typed batch takes the columnar path"
+    assert fast.dead == slow.dead == []
+    assert fast.tables.keys() == slow.tables.keys()
+    for key in slow.tables:
+        (f,), (s,) = fast.tables[key], slow.tables[key]
+        assert f.column("id").to_pylist() == s.column("id").to_pylist()
+        ff, sf = _as_floats(f), _as_floats(s)
+        for name in sf:
+            if name in ff:
+                assert ff[name] == sf[name], name
+            else:  # a feature absent from every event of this version in the columnar table
+                assert all(v is None for v in sf[name]), name
+
+
+def test_a_broken_message_sends_the_batch_down_the_per_message_path() -> None:
+    values = [ev(id=f"r{i}") for i in range(FAST_PATH_MIN)] + [b"{oops"]
+    assert _decode_json_columnar(values, FIELDS, [0.0] * len(values)) is None
+    out = decode_json(values, FIELDS, 0.0)
+    assert out.events == FAST_PATH_MIN and [d.message for d in out.dead] == [FAST_PATH_MIN]
+
+
+def test_decode_batch_keeps_message_positions_across_content_types() -> None:
+    values = [ev(id="a"), ipc(pa.table({"model": ["fraud"], "version": ["7"], "x": [1.0]})), b""]
+    out = decode_batch(values, [None, ARROW, None], FIELDS, [0.0, 0.0, 0.0])
+    (table,) = [t for ts in out.tables.values() for t in ts if "x" in t.column_names]
+    assert table.column(MESSAGE).to_pylist() == [1]
+    assert [(d.code, d.message) for d in out.dead] == [("empty", 2)]
