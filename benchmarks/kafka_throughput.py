@@ -84,7 +84,9 @@ def workload(events: int, features: int, seed: int = 0) -> tuple[pa.Table, pa.Ta
     return ref, serving
 
 
-def produce(broker: str, json_topic: str, arrow_topic: str, serving: pa.Table, rows: int) -> None:
+def produce(
+    broker: str, json_topic: str | None, arrow_topic: str | None, serving: pa.Table, rows: int
+) -> None:
     names = [n for n in serving.column_names if n.startswith("f")]
     p = KafkaProducer(
         bootstrap_servers=broker,
@@ -95,11 +97,12 @@ def produce(broker: str, json_topic: str, arrow_topic: str, serving: pa.Table, r
     )
     header = [("content-type", JSON.encode())]
     t0 = time.perf_counter()
-    ids = serving.column("id").to_pylist()
-    ts = serving.column("ts").to_numpy()
-    score = serving.column("score").to_numpy()
-    feats = np.column_stack([serving.column(n).to_numpy() for n in names])
-    for i in range(serving.num_rows):
+    rows_json = serving if json_topic is not None else serving.slice(0, 0)
+    ids = rows_json.column("id").to_pylist()
+    ts = rows_json.column("ts").to_numpy()
+    score = rows_json.column("score").to_numpy()
+    feats = np.column_stack([rows_json.column(n).to_numpy() for n in names])
+    for i in range(rows_json.num_rows):
         event = {
             "model": "bench",
             "version": "1",
@@ -112,9 +115,9 @@ def produce(broker: str, json_topic: str, arrow_topic: str, serving: pa.Table, r
         if i and i % 200_000 == 0:
             log(f"  produced {i:,} JSON events")
     p.flush()
-    log(f"produced {serving.num_rows:,} JSON events in {time.perf_counter() - t0:.1f} s")
+    log(f"produced {rows_json.num_rows:,} JSON events in {time.perf_counter() - t0:.1f} s")
     header = [("content-type", ARROW.encode())]
-    for start in range(0, serving.num_rows, rows):
+    for start in range(0, serving.num_rows if arrow_topic else 0, rows):
         part = serving.slice(start, rows)
         k = part.num_rows
         batch = pa.table(
@@ -214,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--arrow-rows", type=int, default=10_000)
     ap.add_argument("--quick", action="store_true", help="100,000 events (a smoke run)")
     ap.add_argument("--output", type=Path, default=RESULTS)
+    ap.add_argument(
+        "--formats", default="json,arrow", help="which to run, comma-separated (json,arrow)"
+    )
     args = ap.parse_args(argv)
     if args.quick:
         args.events = 100_000
@@ -237,9 +243,16 @@ def main(argv: list[str] | None = None) -> int:
         admin = KafkaAdminClient(bootstrap_servers=broker)
         admin.create_topics([NewTopic(n, 1, 1) for n in ("json", "arrow", "windows", "dead")])
         admin.close()
-        produce(broker, "json", "arrow", serving, args.arrow_rows)
+        formats = [f for f in ("json", "arrow") if f in args.formats.split(",")]
+        produce(
+            broker,
+            "json" if "json" in formats else None,
+            "arrow" if "arrow" in formats else None,
+            serving,
+            args.arrow_rows,
+        )
         messages = {"json": args.events, "arrow": -(-args.events // args.arrow_rows)}
-        for fmt in ("json", "arrow"):
+        for fmt in formats:
             bare_s = bare(broker, fmt, messages[fmt])
             cfg = write_config(
                 tmp / f"{fmt}.toml", broker, fmt, base_path, tmp / f"state-{fmt}", args.window

@@ -179,6 +179,7 @@ class Engine:
         for letter in decoded.dead:
             self._dead(letter, msgs)
         tp = (msgs.topic, msgs.partition)
+        closed: dict[tuple[str, str, str], list[Window]] = {}
         for (model, version), tables in decoded.tables.items():
             stream = self._stream(model, version, source)
             if stream is not None:
@@ -189,8 +190,11 @@ class Engine:
                     continue
                 stream.events += table.num_rows
                 self.counters.events[(model, version, source)] += table.num_rows
-                for window in stream.windower.push(self._columns(stream, table)):
-                    self._close(stream, window)
+                windows = stream.windower.push(self._columns(stream, table))
+                if windows:
+                    closed.setdefault((model, version, source), []).extend(windows)
+        for key, windows in closed.items():  # computed together: see Monitor.compare_windows
+            self._close(self.streams[key], windows)
         self.positions[tp] = msgs.offsets[-1] + 1
 
     def _dead(self, letter: DeadLetter, msgs: Messages) -> None:
@@ -262,10 +266,18 @@ class Engine:
                 rename.append(col.name)
         return table.select(keep).rename_columns(rename)
 
-    def _close(self, stream: Stream, window: Window) -> None:
-        prepared = stream.monitor.prepare_window(window)
-        skew, drift = stream.monitor.compare_window(window, prepared, stream.previous)
-        stream.previous = prepared
+    def _close(self, stream: Stream, windows: list[Window]) -> None:
+        records, stream.previous = stream.monitor.compare_windows(windows, stream.previous)
+        for window, (skew, drift) in zip(windows, records, strict=True):
+            self._publish(stream, window, skew, drift)
+
+    def _publish(
+        self,
+        stream: Stream,
+        window: Window,
+        skew: dict[str, Any],
+        drift: dict[str, Any] | None,
+    ) -> None:
         observed = Health.parse(skew["health"])
         if drift is not None and drift["dataset_drift"]["drift"]:
             observed = max(observed, Health.WARNING)
@@ -319,8 +331,9 @@ class Engine:
             if not stream.partitions or not stream.partitions <= partitions:
                 stream.partitions -= partitions
                 continue
-            for window in stream.windower.flush():
-                self._close(stream, window)
+            flushed = stream.windower.flush()
+            if flushed:
+                self._close(stream, flushed)
             stream.monitor.close()
             del self.streams[key]
 

@@ -73,6 +73,16 @@ class _Worker:
             except queue.Full:
                 continue
 
+    def try_submit(self, fn: Callable[[], T]) -> Future[T] | None:
+        """Queue ``fn`` if there is room now; None when the worker is behind."""
+        self.check()
+        future: Future[T] = Future()
+        try:
+            self._queue.put_nowait((fn, future))
+        except queue.Full:
+            return None
+        return future
+
     def call(self, fn: Callable[[], T]) -> T:
         return self.submit(fn).result()
 
@@ -85,6 +95,29 @@ class _Worker:
         self._thread.join()
 
 
+def merge(batch: list[Messages]) -> list[Messages]:
+    """Consecutive polls' messages, one :class:`Messages` per partition, in order."""
+    by_tp: dict[Partition, list[Messages]] = {}
+    for m in batch:
+        by_tp.setdefault((m.topic, m.partition), []).append(m)
+    out = []
+    for (topic, partition), parts in by_tp.items():
+        if len(parts) == 1:
+            out.append(parts[0])
+            continue
+        out.append(
+            Messages(
+                topic,
+                partition,
+                [o for m in parts for o in m.offsets],
+                [v for m in parts for v in m.values],
+                [c for m in parts for c in m.content_types],
+                [t for m in parts for t in m.timestamps],
+            )
+        )
+    return out
+
+
 @dataclass
 class ServeOptions:
     idle_exit: float | None = None
@@ -92,6 +125,8 @@ class ServeOptions:
     create_topics: bool = False
     threads: int = 0
     status_every: float = 10.0
+    hold_messages: int = 100_000
+    """Most polled messages held back (merged) while the worker is busy."""
     stop_when: Callable[[Engine], bool] | None = None
     """Stop (draining) once this returns true; checked after every poll (benchmarks)."""
 
@@ -178,6 +213,8 @@ class Server:
         last_message = time.monotonic()
         last_status = time.monotonic()
         events_seen = 0
+        held: list[Messages] = []
+        held_messages = 0
         try:
             while not self.stop.is_set():
                 batch = self.source.poll(timeout_ms=200)
@@ -185,7 +222,17 @@ class Server:
                 if batch:
                     last_message = now
                     events_seen += sum(len(m.offsets) for m in batch)
-                    self.worker.submit(partial(self._process, batch))
+                    held.extend(batch)
+                    held_messages += sum(len(m.offsets) for m in batch)
+                # While the worker is behind, polls are merged into one larger batch: windows
+                # that close together are computed together (Monitor.compare_windows).
+                if held and (
+                    self.worker.try_submit(partial(self._process, merge(held))) is not None
+                ):
+                    held, held_messages = [], 0
+                elif held_messages >= self.opts.hold_messages:
+                    self.worker.submit(partial(self._process, merge(held)))
+                    held, held_messages = [], 0
                 if pending is not None and pending.done():
                     self.source.commit(pending.result())
                     pending = None
@@ -202,6 +249,8 @@ class Server:
                     log.info("no message for %.0f s: stopping", idle)
                     break
                 self.worker.check()
+            if held:
+                self.worker.submit(partial(self._process, merge(held)))
             if pending is not None:
                 self.source.commit(pending.result())
             self.source.commit(self.worker.call(self._checkpoint))
