@@ -13,10 +13,19 @@ from functools import cached_property
 import numpy as np
 from numpy.typing import NDArray
 
+from ._jit import kernel
 from .ecdf import cdf_integral
 
 OTHER = "__other__"
 """Name of the bucket that holds every category outside the reference's top-K."""
+
+
+@kernel
+def _is_sorted(a: NDArray[np.float64]) -> bool:
+    for i in range(1, a.shape[0]):  # noqa: SIM110 (a compiled loop, not a generator)
+        if a[i] < a[i - 1]:
+            return False
+    return True
 
 
 @dataclass(frozen=True, eq=False)
@@ -47,7 +56,7 @@ class NumericReference:
                 f"{self.edges.shape[0]} edges need {self.edges.shape[0] + 1} proportions, "
                 f"got {self.proportions.shape[0]}"
             )
-        if self.sample.size > 1 and np.any(np.diff(self.sample) < 0):
+        if not _is_sorted(self.sample):
             raise ValueError("the reference sample must be sorted")
 
     @cached_property

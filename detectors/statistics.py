@@ -8,17 +8,17 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from ._jit import kernel
 from .binning import _bin_counts_sorted, proportions
 from .chi2 import _chi2
 from .ecdf import ks_w1_sorted
 from .jensen_shannon import _js_distance
-from .ks import ks_pvalue
 from .linf import _linf
 from .psi import PSI_EPSILON, _psi
 from .quality import bucket_counts, out_of_range_sorted
 from .reference import CategoricalReference, NumericReference
 from .sorting import finite_sorted
-from .wasserstein import normaliser
+from .special import ks_2samp_asymp_pvalue
 
 
 @dataclass(frozen=True)
@@ -95,29 +95,59 @@ def numeric_statistics_sorted(
     (what :func:`~driftline.detectors.sorting.finite_sorted` returns), so that one sort
     serves several references."""
     n = cur.shape[0]
-    counts = _bin_counts_sorted(cur, ref.edges)
+    psi, d, p, js, w1, oor, counts = _numeric_compare(
+        ref.sample, ref.integral, ref.edges, ref.proportions, ref.min, ref.max, ref.std, cur
+    )
     if n == 0 or ref.sample.shape[0] == 0:
-        nan = math.nan
-        return NumericStatistics(
-            count, n, nan, nan, nan, nan, nan, missing, nonfinite, 0, type_errors, counts
-        )
-    cur_props = counts / n
-    d, w1 = ks_w1_sorted(ref.sample, ref.integral, cur)
-    p = ks_pvalue(d, ref.sample.shape[0], n)
-    oor = out_of_range_sorted(cur, ref.min, ref.max)
+        oor = 0
     return NumericStatistics(
         count=count,
         n=n,
-        psi=float(_psi(ref.proportions, cur_props, PSI_EPSILON)),
-        ks_statistic=float(d),
-        ks_pvalue=float(p),
-        js_distance=float(_js_distance(ref.proportions, cur_props)),
-        wasserstein=float(w1) / normaliser(ref.std),
+        psi=psi,
+        ks_statistic=d,
+        ks_pvalue=p,
+        js_distance=js,
+        wasserstein=w1,
         missing=missing,
         nonfinite=nonfinite,
-        out_of_range=int(oor),
+        out_of_range=oor,
         type_errors=type_errors,
         bin_counts=counts,
+    )
+
+
+@kernel
+def _numeric_compare(
+    sample: NDArray[np.float64],
+    integral: NDArray[np.float64],
+    edges: NDArray[np.float64],
+    props: NDArray[np.float64],
+    lo: float,
+    hi: float,
+    std: float,
+    cur: NDArray[np.float64],
+) -> tuple[float, float, float, float, float, int, NDArray[np.int64]]:
+    """Every statistic of one sorted finite window against one reference, in one compiled
+    call: the engine runs many columns on several threads, and each return to Python must
+    take the interpreter lock back, so fewer, larger calls scale better."""
+    n = cur.shape[0]
+    counts = _bin_counts_sorted(cur, edges)
+    if n == 0 or sample.shape[0] == 0:
+        nan = math.nan
+        return nan, nan, nan, nan, nan, 0, counts
+    cur_props = counts / n
+    d, w1 = ks_w1_sorted(sample, integral, cur)
+    p = ks_2samp_asymp_pvalue(d, sample.shape[0], n)
+    oor = out_of_range_sorted(cur, lo, hi)
+    norm = std if std > 0 and math.isfinite(std) else 1.0
+    return (
+        _psi(props, cur_props, PSI_EPSILON),
+        d,
+        p,
+        _js_distance(props, cur_props),
+        w1 / norm,
+        oor,
+        counts,
     )
 
 
