@@ -12,7 +12,7 @@ import pyarrow as pa
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from driftline.events import ARROW, JSON
+from driftline.events import JSON
 
 FEATURES = ("amount", "age", "hour", "items", "country", "device")
 
@@ -75,37 +75,6 @@ def arrow_message(table: pa.Table) -> bytes:
     with pa.ipc.new_stream(sink, table.schema) as w:
         w.write_table(table)
     return sink.getvalue().to_pybytes()
-
-
-def produce_arrow(
-    broker: str, topic: str, table: pa.Table, rows: int, model: str = "fraud", version: str = "7"
-) -> int:
-    """The table as Arrow IPC messages of ``rows`` events each (flat feature columns)."""
-    p = producer(broker, compression_type="lz4")
-    n = 0
-    for start in range(0, table.num_rows, rows):
-        part = table.slice(start, rows)
-        k = part.num_rows
-        batch = pa.table(
-            {
-                "model": pa.array([model] * k),
-                "version": pa.array([version] * k),
-                "id": part.column("id"),
-                "ts": part.column("ts"),
-                **{f: part.column(f) for f in FEATURES},
-                "prediction": part.column("score"),
-            }
-        )
-        p.send(
-            topic,
-            arrow_message(batch),
-            key=model.encode(),
-            headers=[("content-type", ARROW.encode())],
-        )
-        n += 1
-    p.flush()
-    p.close()
-    return n
 
 
 def read_all(

@@ -23,7 +23,6 @@ import pytest
 from kafka_io import (
     create_topics,
     events,
-    produce_arrow,
     produce_events,
     produce_json,
     producer,
@@ -147,9 +146,32 @@ def test_arrow_batches_give_the_replay_records(
 ) -> None:
     topics = topics_for("arrow")
     create_topics(broker, topics.values())
-    table = pq.read_table(data / "serving.parquet")
-    produce_arrow(broker, topics["inference"], table, rows=1500)
     cfg = write_config(tmp_path / "d.toml", broker, topics, data / "fraud.dlb", tmp_path / "state")
+    # `driftline produce --arrow`: the file's rows as Arrow IPC messages of 1,500 events
+    r = subprocess.run(
+        [
+            *DRIFTLINE,
+            "produce",
+            str(data / "serving.parquet"),
+            "--config",
+            str(cfg),
+            "--model",
+            "fraud",
+            "--model-version",
+            "7",
+            "--prediction",
+            "score",
+            "--exclude",
+            "label",
+            "--arrow",
+            "--batch",
+            "1500",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0 and "20,000 events sent" in r.stderr, r.stderr
     finish(serve(cfg, "--idle-exit", "3"))
     want = [r for r in replayed if not r["window"]["partial"]]
     assert_matches_replay(records(broker, topics["windows"], 2 * len(want) - 1), want)
