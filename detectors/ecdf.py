@@ -12,8 +12,18 @@ F_cur (the window, m values), which change only at data points:
   integrand changes sign at most once, where F_ref reaches c (at ref[⌈c·M⌉ − 1]), so each
   stretch is two differences of the prepared integral.
 
-The reference position moves forward by galloping, so a window costs O(m log(M/m)) instead of
-the O((M + m) log(M + m)) of sorting the union.
+The reference position only moves forward (counted a block at a time, galloping over long
+steps), so a window costs O(m log(M/m)) instead of the O((M + m) log(M + m)) of sorting the
+union.
+
+What bounds the speed is not the arithmetic but the chain from one search to the next (each
+starts where the last ended) and, on data the branch predictor has not learnt, the exit of a
+scan, mispredicted about once per window value. Hence: the usual short step is counted
+without data-dependent branches (``count_below``); the window is walked as two halves at
+once, two independent chains the CPU overlaps; and the KS candidates are compared as
+integers, without divisions. Every KS candidate and every Wasserstein stretch is computed
+with the same floating-point operations as a single plain walk, and the stretches are added
+in the same order, so both results are bit-for-bit those of that walk.
 """
 
 from __future__ import annotations
@@ -24,7 +34,19 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._jit import kernel
-from ._search import gallop_left, gallop_right
+from ._search import BLOCK, count_below, gallop_left, gallop_right, prefetch
+
+_EXACT_KS = 1 << 50
+"""Up to M·m = 2⁵⁰ the KS candidates are ranked by exact integers (see ``ks_w1_sorted``)."""
+
+_AHEAD = 512
+"""How far ahead of a lane (in reference values, 4 KiB) its next reads are prefetched, two
+cache lines a step: one line fell behind the ~33-value steps of a 3,000-value window, four
+cost time at 10,000 (timed with 21 references in turn, as in ``benchmarks/kernels.py``)."""
+
+_BLOCKS = 8
+"""Blocks counted before galloping: streaming up to 256 values beat galloping's scattered
+reads for 1,000-value windows, whose steps are ~100 reference values (same timing)."""
 
 
 @kernel
@@ -46,31 +68,6 @@ def _area(ref: NDArray[np.float64], integ: NDArray[np.float64], k: int, t: float
 
 
 @kernel
-def _stretch(
-    ref: NDArray[np.float64],
-    integ: NDArray[np.float64],
-    s: float,
-    ks: int,
-    t: float,
-    kt: int,
-    c: float,
-    q: int,
-) -> float:
-    # ∫_s^t |F_ref − c|, where F_ref >= c exactly from x* = ref[q-1] on (x* = -inf if q == 0).
-    a_s = _area(ref, integ, ks, s)
-    a_t = _area(ref, integ, kt, t)
-    if q == 0:
-        return (a_t - a_s) - c * (t - s)
-    xstar = float(ref[q - 1])
-    if xstar <= s:
-        return (a_t - a_s) - c * (t - s)
-    if xstar >= t:
-        return c * (t - s) - (a_t - a_s)
-    a_u = float(integ[q])  # ∫ F_ref up to ref[q-1]
-    return (c * (xstar - s) - (a_u - a_s)) + ((a_t - a_u) - c * (t - xstar))
-
-
-@kernel
 def ks_w1_sorted(
     ref: NDArray[np.float64], integ: NDArray[np.float64], cur: NDArray[np.float64]
 ) -> tuple[float, float]:
@@ -80,31 +77,104 @@ def ks_w1_sorted(
     m = cur.shape[0]
     if big_m == 0 or m == 0:
         return math.nan, math.nan
+    # A KS candidate is |k/M − j/m| = |k·m − j·M|/(M·m). In floating point the two quotients
+    # and their difference are each at most 1 and rounded to nearest (IEEE 754), so each is
+    # off by at most half an ulp of 1, 2⁻⁵⁴, and the candidate by under 2⁻⁵²; distinct exact
+    # values differ by at least 1/(M·m) >= 2⁻⁵⁰. So the largest float is among the candidates
+    # with the largest integer |k·m − j·M|: only those are divided out, and d is the float of
+    # the plain walk (and SciPy's), without four divisions per window value.
+    exact = big_m <= _EXACT_KS // m
     d = 0.0
-    w1 = 0.0
-    hi_prev = 0  # #(ref <= previous window value)
-    prev = 0.0
-    j_prev = 0  # #(cur <= previous window value)
-    j = 0
-    while j < m:
-        w = cur[j]
-        j2 = j + 1
-        while j2 < m and cur[j2] == w:
-            j2 += 1
-        lo = gallop_left(ref, w, hi_prev)
-        hi = gallop_right(ref, w, lo)
-        d = max(d, abs(lo / big_m - j / m), abs(hi / big_m - j2 / m))
-        if j == 0:
-            w1 += _area(ref, integ, hi, w)  # left tail, F_cur = 0
-        else:
-            q = (j_prev * big_m + m - 1) // m  # ⌈(j_prev/m)·M⌉ in integers
-            w1 += _stretch(ref, integ, prev, hi_prev, w, hi, j_prev / m, q)
-        hi_prev = hi
-        prev = w
-        j_prev = j2
-        j = j2
+    best = -1  # the largest |k·m − j·M| so far
+    # Two lanes, the window's lower and upper half; (j, e, hp, prev, ap) is the one being
+    # stepped and o_* the other: j = its next group start, e = the end of its half,
+    # hp = #(ref <= prev), ap = ∫ F_ref up to prev. The lower half starts with prev = cur[0],
+    # which makes the left tail (F_cur = 0) an ordinary stretch of width 0: its term is
+    # (a_t − 0) − 0·0 = a_t exactly. The upper half starts at a group boundary, so no run of
+    # ties is split, in the state the lower half will reach there.
+    h = gallop_left(cur, cur[m // 2], 0)
+    if h == 0:  # the middle value is the smallest: one lane
+        h = m
+    j, e, hp, prev, ap = 0, h, 0, cur[0], 0.0
+    o_j, o_e, o_hp, o_prev, o_ap = h, m, 0, 0.0, 0.0
+    if h < m:
+        o_prev = cur[h - 1]
+        o_hp = gallop_right(ref, o_prev, 0)
+        o_ap = _area(ref, integ, o_hp, o_prev)
+    upper = False  # whether the lane being stepped is the upper half
+    w1 = 0.0  # the lower half's stretches, in order
+    upper_terms = np.empty(m - h)  # the upper half's, added after them as one walk would
+    n_upper = 0
+    a_last = 0.0  # ∫ F_ref up to cur[m − 1]
+    while j < e or o_j < o_e:
+        if j < e:
+            w = cur[j]
+            j2 = j + 1
+            while j2 < e and cur[j2] == w:
+                j2 += 1
+            ahead = hp + _AHEAD
+            prefetch(ref, min(ahead, big_m - 1))
+            prefetch(ref, min(ahead + 8, big_m - 1))
+            prefetch(integ, min(ahead, big_m))
+            prefetch(integ, min(ahead + 8, big_m))
+            lo = hp  # #(ref < w)
+            n = BLOCK
+            blocks = 0
+            while n == BLOCK and blocks < _BLOCKS and lo + BLOCK <= big_m:
+                n = count_below(ref, w, lo)
+                lo += n
+                blocks += 1
+            if n == BLOCK:  # a long step, or too near the end for a block
+                lo = gallop_left(ref, w, lo)
+            hi = lo  # #(ref <= w)
+            if hi < big_m and ref[hi] == w:
+                hi = gallop_right(ref, w, hi + 1)
+            a_t = _area(ref, integ, hi, w)
+            c = j / m  # F_cur on the stretch (prev, w)
+            jm = j * big_m
+            # ∫ |F_ref − c| over (prev, w). F_ref >= c exactly from ref[q − 1] on, with
+            # q = ⌈c·M⌉: q <= hp is m·hp >= j·M, and q > lo is m·lo < j·M, no division.
+            if m * hp >= jm:  # F_ref >= c on the whole stretch
+                term = (a_t - ap) - c * (w - prev)
+            elif m * lo < jm:  # F_ref < c on the whole stretch
+                term = c * (w - prev) - (a_t - ap)
+            else:  # F_ref crosses c at x* = ref[q − 1], inside the stretch
+                q = (jm + m - 1) // m
+                xstar = float(ref[q - 1])
+                a_u = float(integ[q])  # ∫ F_ref up to x*
+                term = (c * (xstar - prev) - (a_u - ap)) + ((a_t - a_u) - c * (w - xstar))
+            if upper:
+                upper_terms[n_upper] = term
+                n_upper += 1
+            else:
+                w1 += term
+            # KS at w: F_ref(w⁻) against F_cur(w⁻), and F_ref(w) against F_cur(w)
+            if exact:
+                k_lo = abs(lo * m - jm)
+                if k_lo >= best:
+                    f = abs(lo / big_m - c)
+                    d = f if k_lo > best else max(d, f)
+                    best = k_lo
+                k_hi = abs(hi * m - j2 * big_m)
+                if k_hi >= best:
+                    f = abs(hi / big_m - j2 / m)
+                    d = f if k_hi > best else max(d, f)
+                    best = k_hi
+            else:
+                d = max(d, abs(lo / big_m - c), abs(hi / big_m - j2 / m))
+            if j2 == m:
+                a_last = a_t
+            j, hp, prev, ap = j2, hi, w, a_t
+        # Step the other half next: its search does not wait for this one's result.
+        held = (j, e, hp, prev, ap)
+        j, e, hp, prev, ap = o_j, o_e, o_hp, o_prev, o_ap
+        o_j, o_e, o_hp, o_prev, o_ap = held
+        upper = not upper
+    for i in range(n_upper):
+        w1 += upper_terms[i]
     last_ref = ref[big_m - 1]
+    prev = cur[m - 1]
     if last_ref > prev:  # right tail, F_cur = 1
-        tail = _area(ref, integ, big_m, last_ref) - _area(ref, integ, hi_prev, prev)
+        tail = _area(ref, integ, big_m, last_ref) - a_last
         w1 += (last_ref - prev) - tail
     return d, w1
