@@ -66,6 +66,30 @@ def _section(path: Path) -> list[str]:
     return lines
 
 
+def _kafka_section(path: Path) -> list[str]:
+    r = json.loads(path.read_text())
+    m = r["machine"]
+    lines = [
+        "## Kafka throughput (`benchmarks/kafka_throughput.py`)",
+        "",
+        f"{r['date']}, `{_relative(r['command'])}`; {m.get('cpu_model', '?')}, "
+        f"{m.get('nproc', '?')} cores. {r['events']:,} inference events with "
+        f"{r['features']} features on one partition of a Tansu broker; windows of "
+        f"{r['window']:,}; Arrow messages of {r['arrow_rows']:,} events. The bare consumer "
+        "polls every message and touches its value; the engine decodes, windows, computes "
+        "skew and drift, publishes the records and checkpoints.",
+        "",
+        "| format | bare kafka-python events/s | engine events/s | engine / bare |",
+        "|---|---:|---:|---:|",
+    ]
+    for fmt, f in r["formats"].items():
+        lines.append(
+            f"| {fmt} | {f['bare_events_per_s']:,.0f} | {f['engine_events_per_s']:,.0f} "
+            f"| {f['ratio']:.2f} |"
+        )
+    return [*lines, ""]
+
+
 def main() -> int:
     files = [RESULTS / n for n in ORDER if (RESULTS / n).is_file()]
     if not files:
@@ -85,6 +109,9 @@ def main() -> int:
     ]
     for f in files:
         lines += _section(f)
+    kafka = RESULTS / "kafka_throughput.json"
+    if kafka.is_file():
+        lines += _kafka_section(kafka)
     OUT.write_text("\n".join(lines))
     print(f"wrote {OUT}")
     return 0
