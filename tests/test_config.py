@@ -186,5 +186,6 @@ def test_shipped_example_config_loads(folder: Path) -> None:
     (folder / "data").mkdir()
     (folder / "fraud.dlb").rename(folder / "data" / "fraud.dlb")
     cfg = config.load(write(folder, example.read_text()))
-    assert cfg.window.size == 5000 and cfg.kafka.topics.labels == "labels"
+    assert cfg.window.size == 5000 and cfg.kafka.mode == "group"
+    assert cfg.checkpoint_interval == 5.0 and cfg.kafka.topics.labels is None
     assert cfg.models[0].baseline == folder / "data" / "fraud.dlb"
