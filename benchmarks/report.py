@@ -87,6 +87,14 @@ def _kafka_section(path: Path) -> list[str]:
             f"| {fmt} | {f['bare_events_per_s']:,.0f} | {f['engine_events_per_s']:,.0f} "
             f"| {f['ratio']:.2f} |"
         )
+    alone = r.get("engine_alone")
+    if alone:
+        lines += [
+            "",
+            f"The engine alone on the Arrow messages (`Engine.process`, no broker, one message "
+            f"per call): {alone['events_per_s']:,.0f} events/s, "
+            f"{alone['ms_per_window']:.1f} ms per window.",
+        ]
     return [*lines, ""]
 
 

@@ -23,6 +23,7 @@ from concurrent.futures import Future
 from typing import Any
 
 import orjson
+import pyarrow as pa
 from kafka import (
     AsyncConsumerRebalanceListener,
     KafkaConsumer,
@@ -245,9 +246,6 @@ class KafkaSource:
             return False
         return True
 
-    def assignment(self) -> set[Partition]:
-        return {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
-
     def close(self) -> None:
         self.consumer.close(autocommit=False)
 
@@ -272,8 +270,6 @@ class KafkaSink:
                 f"kafka.bootstrap_servers {cfg.bootstrap_servers}: cannot connect: {exc}"
             ) from None
         self._failures: list[BaseException] = []
-        self.published = 0
-        self.dead_letters = 0
 
     def _failed(self, exc: BaseException) -> None:
         self._failures.append(exc)
@@ -287,7 +283,6 @@ class KafkaSink:
             headers=[("content-type", b"application/json")],
         )
         future.add_errback(self._failed)
-        self.published += 1
 
     def dead_letter(self, letter: DeadLetter, origin: Origin) -> None:
         reason = letter.reason.encode("utf-8", "replace")[:MAX_REASON_BYTES]
@@ -302,7 +297,6 @@ class KafkaSink:
             headers.append(("driftline.truncated", b"true"))
         future = self.producer.send(self.dead_letter_topic, value=value, headers=headers)
         future.add_errback(self._failed)
-        self.dead_letters += 1
 
     def flush(self) -> None:
         try:
@@ -316,6 +310,30 @@ class KafkaSink:
 
     def close(self) -> None:
         self.producer.close(timeout=self.flush_timeout)
+
+
+def arrow_events(
+    batch: pa.RecordBatch,
+    model: str,
+    version: str,
+    prediction: str | None = None,
+    exclude: tuple[str, ...] = (),
+) -> bytes:
+    """A batch of rows as one Arrow IPC event message: ``model`` and ``version`` columns,
+    ``id`` and ``ts`` as they are, ``prediction`` from the named column, and the other
+    columns not in ``exclude`` as flat feature columns."""
+    meta = {"id", "ts", prediction, *exclude}
+    n = batch.num_rows
+    cols = {"model": pa.array([model] * n), "version": pa.array([version] * n)}
+    cols.update({c: batch.column(c) for c in ("id", "ts") if c in batch.schema.names})
+    cols.update({c: batch.column(c) for c in batch.schema.names if c not in meta})
+    if prediction is not None:
+        cols["prediction"] = batch.column(prediction)
+    table = pa.table(cols)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
 
 
 def produce_file(
@@ -333,8 +351,6 @@ def produce_file(
     one JSON message per row, or with ``arrow`` one Arrow IPC message per record batch.
     Columns ``id`` and ``ts`` keep their meaning; ``prediction`` names the score column;
     every other column not in ``exclude`` is a feature. Returns the number of events."""
-    import pyarrow as pa
-
     from driftline.events import ARROW, JSON
 
     producer = KafkaProducer(
@@ -351,19 +367,9 @@ def produce_file(
         for batch in batches:
             names = [n for n in batch.schema.names if n not in meta]
             if arrow:
-                n = batch.num_rows
-                cols = {"model": pa.array([model] * n), "version": pa.array([version] * n)}
-                cols.update({c: batch.column(c) for c in ("id", "ts") if c in batch.schema.names})
-                cols.update({c: batch.column(c) for c in names})
-                if prediction is not None:
-                    cols["prediction"] = batch.column(prediction)
-                sink = pa.BufferOutputStream()
-                table = pa.table(cols)
-                with pa.ipc.new_stream(sink, table.schema) as writer:
-                    writer.write_table(table)
-                value = sink.getvalue().to_pybytes()
+                value = arrow_events(batch, model, version, prediction, exclude)
                 producer.send(topic, value, key=key, headers=[("content-type", ARROW.encode())])
-                sent += n
+                sent += batch.num_rows
             else:
                 header = [("content-type", JSON.encode())]
                 for row in batch.to_pylist():

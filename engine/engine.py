@@ -35,7 +35,7 @@ from driftline.config import Config, WindowConfig
 from driftline.events import MESSAGE, DeadLetter, FieldMap, decode_batch
 from driftline.exceptions import BaselineError
 from driftline.health import Change, Health, HealthTracker
-from driftline.monitor import Monitor, Prepared, policy_for
+from driftline.monitor import Monitor, Prepared, policy_for, resolve_columns
 from driftline.state import Snapshot, offsets_from_json, offsets_to_json
 from driftline.windows import CountWindower, TimeWindower, Window, Windower, restore_windower
 
@@ -109,7 +109,6 @@ class Stream:
     monitor: Monitor
     windower: Windower
     previous: dict[str, Prepared | None] | None = None
-    events: int = 0
     partitions: set[tuple[str, int]] = field(default_factory=set)
     """The partitions its events came from (one, when events are keyed by model)."""
 
@@ -188,7 +187,6 @@ class Engine:
                 if stream is None:
                     self._no_baseline(model, version, table, msgs)
                     continue
-                stream.events += table.num_rows
                 self.counters.events[(model, version, source)] += table.num_rows
                 windows = stream.windower.push(self._columns(stream, table))
                 if windows:
@@ -248,23 +246,14 @@ class Engine:
             model,
             version,
             pool=self._pool,
-            threads=1,
         )
 
     def _columns(self, stream: Stream, table: pa.Table) -> pa.Table:
         """The event table reduced to the time and the baseline's columns, under their
         baseline names (the event's ``prediction`` is the baseline's prediction column)."""
-        names = set(table.column_names)
-        pred = stream.monitor.baseline.prediction
-        keep, rename = ["ts"], ["ts"]
-        for col in stream.monitor.baseline.monitored:
-            if col.name in names and col.name != "ts":
-                keep.append(col.name)
-                rename.append(col.name)
-            elif pred is not None and col.name == pred.name and "prediction" in names:
-                keep.append("prediction")
-                rename.append(col.name)
-        return table.select(keep).rename_columns(rename)
+        mapping = resolve_columns(stream.monitor.baseline, table.column_names)
+        mapping.pop("ts", None)  # the event time, whatever the baseline calls a column
+        return table.select(["ts", *mapping]).rename_columns(["ts", *mapping.values()])
 
     def _close(self, stream: Stream, windows: list[Window]) -> None:
         records, stream.previous = stream.monitor.compare_windows(windows, stream.previous)
@@ -363,7 +352,6 @@ class Engine:
                     "model": s.model,
                     "version": s.version,
                     "source": s.source,
-                    "events": s.events,
                     "partitions": sorted([t, p] for t, p in s.partitions),
                     "windower": wmeta,
                     "previous": previous,
@@ -414,7 +402,6 @@ class Engine:
                 self._monitor(baseline, s["model"], s["version"]),
                 windower,
                 previous,
-                int(s["events"]),
                 {(str(t), int(p)) for t, p in s["partitions"]},
             )
             self.streams[(stream.model, stream.version, stream.source)] = stream

@@ -19,7 +19,7 @@ import math
 import os
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -137,15 +137,31 @@ def policy_for(baseline: Baseline, base: DriftPolicy | None = None) -> DriftPoli
     cal = baseline.calibration
     if cal is None:
         return policy
-    return DriftPolicy(
+    return replace(
+        policy,
         numeric_statistic=Statistic(cal.numeric_statistic),
         categorical_statistic=Statistic(cal.categorical_statistic),
-        threshold=policy.threshold,
-        min_rows_for_distance=policy.min_rows_for_distance,
-        alpha=policy.alpha,
-        drift_share=policy.drift_share,
         calibrated=dict(cal.thresholds),
     )
+
+
+def resolve_columns(baseline: Baseline, names: list[str]) -> dict[str, str]:
+    """Data column → baseline column, for the monitored columns found in the data.
+
+    A column is found under its own name, or — for event logs in driftline's event format,
+    flattened — under ``features.<name>``; the prediction column also as ``prediction``.
+    """
+    have = set(names)
+    out: dict[str, str] = {}
+    pred = baseline.prediction
+    for col in baseline.monitored:
+        candidates = [col.name, f"features.{col.name}"]
+        if pred is not None and col.name == pred.name:
+            candidates.append("prediction")
+        found = next((c for c in candidates if c in have), None)
+        if found is not None:
+            out[found] = col.name
+    return out
 
 
 def _num(x: float) -> float | None:
@@ -181,15 +197,7 @@ class Monitor:
             if isinstance(c.reference, CategoricalReference)
         }
         if self.drift_policy is None:
-            p = self.policy
-            self.drift_policy = DriftPolicy(
-                numeric_statistic=p.numeric_statistic,
-                categorical_statistic=p.categorical_statistic,
-                threshold=p.threshold,
-                min_rows_for_distance=p.min_rows_for_distance,
-                alpha=p.alpha,
-                drift_share=p.drift_share,
-            )
+            self.drift_policy = replace(self.policy, calibrated={})
         self._own_pool = self.pool is None
         self._pool = self.pool
         if self._pool is None:
@@ -222,58 +230,10 @@ class Monitor:
         missing = int((codes == -1).sum())
         return Prepared(False, codes, codes.shape[0], missing, 0, sum(e for _, e in encoded))
 
-    def statistics(self, column: Column, chunks: list[pa.ChunkedArray | pa.Array]) -> Stats:
-        """One column of a window, given part by part, against its baseline reference."""
-        return compare(column.reference, self.prepare(column, chunks))
-
-    def prepare_window(self, window: Window) -> dict[str, Prepared | None]:
-        """Every monitored column of ``window`` (None when the data lacks it), in parallel."""
-        cols = self.baseline.monitored
-
-        def one(col: Column) -> Prepared | None:
-            return self.prepare(col, window.chunks(col.name)) if window.has(col.name) else None
-
-        done = self._pool.map(one, cols) if self._pool is not None else map(one, cols)
-        return dict(zip([c.name for c in cols], done, strict=True))
-
     def record(self, window: Window) -> dict[str, Any]:
         """The skew record of ``window`` (against the training baseline)."""
-        skew, _ = self.records(window, None)
+        [(skew, _)], _ = self.compare_windows([window], None)
         return skew
-
-    def records(
-        self, window: Window, previous: Mapping[str, Prepared | None] | None
-    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        """The skew record of ``window`` and, given the previous window's prepared columns
-        (:meth:`prepare_window`), its drift record against them."""
-        return self.compare_window(window, self.prepare_window(window), previous)
-
-    def compare_window(
-        self,
-        window: Window,
-        prepared: Mapping[str, Prepared | None],
-        previous: Mapping[str, Prepared | None] | None,
-    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        cols = self.baseline.monitored
-
-        def one(col: Column) -> tuple[Stats | None, Stats | None]:
-            p = prepared[col.name]
-            if p is None:
-                return None, None
-            skew = compare(col.reference, p)
-            before = previous.get(col.name) if previous is not None else None
-            if before is None:
-                return skew, None
-            return skew, compare(window_reference(col.reference, before), p)
-
-        done = list(self._pool.map(one, cols) if self._pool is not None else map(one, cols))
-        skew = {c.name: s for c, (s, _) in zip(cols, done, strict=True)}
-        skew_record = self._record(window, skew, self.policy, "skew")
-        if previous is None:
-            return skew_record, None
-        drift = {c.name: d for c, (_, d) in zip(cols, done, strict=True)}
-        assert self.drift_policy is not None  # set in __post_init__
-        return skew_record, self._record(window, drift, self.drift_policy, "drift")
 
     def compare_windows(
         self, windows: list[Window], previous: Mapping[str, Prepared | None] | None
@@ -281,10 +241,9 @@ class Monitor:
         """Skew and drift records of consecutive windows (each one's drift against the one
         before; the first against ``previous``), and the last window's prepared columns.
 
-        Same records as :meth:`compare_window` one window at a time, computed column by
-        column over all the windows: a column's reference (100,000 values and their CDF
-        integral) is read from memory once for the lot instead of once per window, which is
-        what bounds the speed when windows close in bursts."""
+        Computed column by column over all the windows, so that a column's reference
+        (100,000 values and their CDF integral) serves the lot while it is in cache: the
+        engine hands over every window that closed in one poll."""
         cols = self.baseline.monitored
         Row = tuple[Prepared | None, Stats | None, Stats | None]
 

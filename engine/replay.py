@@ -19,7 +19,7 @@ from driftline import baseline as bl
 from driftline.connectors.files import FileFormat, detect_format, read_batches, schema_of
 from driftline.detectors import DriftPolicy
 from driftline.exceptions import ConfigError, DataError
-from driftline.monitor import Monitor, policy_for
+from driftline.monitor import Monitor, policy_for, resolve_columns
 from driftline.output import Progress, TableWriter, jsonl
 from driftline.windows import Window, WindowSpec, count_windows, time_windows
 
@@ -54,25 +54,6 @@ def _policy(opts: ReplayOptions) -> DriftPolicy:
         return DriftPolicy(**kwargs)  # type: ignore[arg-type]
     except ValueError as exc:
         raise ConfigError(f"--{str(exc).replace('_', '-')}") from exc
-
-
-def resolve_columns(monitor: Monitor, names: list[str]) -> dict[str, str]:
-    """Data column → baseline column, for the monitored columns found in the data.
-
-    A column is found under its own name, or — for event logs in driftline's event format,
-    flattened — under ``features.<name>``; the prediction column also as ``prediction``.
-    """
-    have = set(names)
-    out: dict[str, str] = {}
-    pred = monitor.baseline.prediction
-    for col in monitor.baseline.monitored:
-        candidates = [col.name, f"features.{col.name}"]
-        if pred is not None and col.name == pred.name:
-            candidates.append("prediction")
-        found = next((c for c in candidates if c in have), None)
-        if found is not None:
-            out[found] = col.name
-    return out
 
 
 @dataclass
@@ -114,7 +95,7 @@ def windows_of(
     names = schema_of(data, fmt, tolerant=tolerant).names
     if opts.time_column is not None and opts.time_column not in names:
         raise DataError(f"{data}: time column '{opts.time_column}' is not in the data")
-    mapping = resolve_columns(monitor, names)
+    mapping = resolve_columns(monitor.baseline, names)
     for name in monitor.absent_columns(list(mapping.values())):
         progress.update(f"note: baseline column '{name}' is absent from {data.name}", force=True)
     if opts.time_column is not None:

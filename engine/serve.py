@@ -73,15 +73,9 @@ class _Worker:
             except queue.Full:
                 continue
 
-    def try_submit(self, fn: Callable[[], T]) -> Future[T] | None:
-        """Queue ``fn`` if there is room now; None when the worker is behind."""
-        self.check()
-        future: Future[T] = Future()
-        try:
-            self._queue.put_nowait((fn, future))
-        except queue.Full:
-            return None
-        return future
+    def full(self) -> bool:
+        """Whether the worker is behind (a submit now would wait)."""
+        return self._queue.full()
 
     def call(self, fn: Callable[[], T]) -> T:
         return self.submit(fn).result()
@@ -151,14 +145,12 @@ class Server:
         self.source = source_factory(on_revoked=self._revoked, on_assigned=self._assigned)
         self._owned: set[Partition] = set()
         self._closing = False
-        self.checkpoints = 0
 
     # -- called on the worker thread -----------------------------------------------------
 
     def _checkpoint(self) -> dict[Partition, int]:
         self.engine.sink.flush()  # 1. outputs durable
         self.state.write(self.engine.snapshot())  # 2. state durable
-        self.checkpoints += 1
         return dict(self.engine.positions)  # 3. the caller commits these
 
     def _process(self, batch: list[Messages]) -> None:
@@ -221,16 +213,14 @@ class Server:
                 now = time.monotonic()
                 if batch:
                     last_message = now
-                    events_seen += sum(len(m.offsets) for m in batch)
+                    n = sum(len(m.offsets) for m in batch)
+                    events_seen += n
+                    held_messages += n
                     held.extend(batch)
-                    held_messages += sum(len(m.offsets) for m in batch)
-                # While the worker is behind, polls are merged into one larger batch: windows
-                # that close together are computed together (Monitor.compare_windows).
-                if held and (
-                    self.worker.try_submit(partial(self._process, merge(held))) is not None
-                ):
-                    held, held_messages = [], 0
-                elif held_messages >= self.opts.hold_messages:
+                # While the worker is behind, polls are held and merged into one larger
+                # batch: windows that close together are computed together
+                # (Monitor.compare_windows). Past hold_messages, submit waits for room.
+                if held and (not self.worker.full() or held_messages >= self.opts.hold_messages):
                     self.worker.submit(partial(self._process, merge(held)))
                     held, held_messages = [], 0
                 if pending is not None and pending.done():

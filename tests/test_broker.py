@@ -7,42 +7,18 @@ from __future__ import annotations
 import orjson
 import pyarrow as pa
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
+from kafka_io import read_all
 
-from driftline.events import ARROW, JSON, Decoded, FieldMap, decode
-
-
-def consume_all(broker: str, topic: str, expected: int) -> list[tuple[bytes, str | None]]:
-    consumer = KafkaConsumer(
-        bootstrap_servers=broker,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        allow_auto_create_topics=False,
-    )
-    consumer.assign([TopicPartition(topic, 0)])
-    out: list[tuple[bytes, str | None]] = []
-    try:
-        for _ in range(50):
-            for records in consumer.poll(timeout_ms=200, max_records=10_000).values():
-                for r in records:
-                    ctype = dict(r.headers).get("content-type")
-                    out.append((r.value, ctype.decode() if ctype else None))
-            if len(out) >= expected:
-                break
-    finally:
-        consumer.close()
-    return out
+from driftline.events import ARROW, JSON, Decoded, FieldMap, decode_batch
 
 
-def merge(messages: list[tuple[bytes, str | None]]) -> Decoded:
-    total = Decoded()
-    for value, ctype in messages:
-        d = decode(value, ctype, FieldMap(), now=0.0)
-        for key, parts in d.tables.items():
-            for t in parts:
-                total.add(key, t)
-        total.dead.extend(d.dead)
-    return total
+def decode_topic(broker: str, topic: str, expected: int) -> Decoded:
+    """Every message of the topic, decoded as the engine does (by content-type header)."""
+    records = read_all(broker, topic, expected)
+    ctypes = [h["content-type"].decode() if "content-type" in h else None for _, _, h in records]
+    values = [v for _, v, _ in records]
+    return decode_batch(values, ctypes, FieldMap(), [0.0] * len(values))
 
 
 @pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd", None])
@@ -63,7 +39,7 @@ def test_compressed_json_events_round_trip(broker: str, topic: str, codec: str |
     producer.send(topic, b"{broken", key=b"fraud")
     producer.flush()
     producer.close()
-    decoded = merge(consume_all(broker, topic, 501))
+    decoded = decode_topic(broker, topic, 501)
     table = pa.concat_tables(decoded.tables[("fraud", "7")])
     assert table.num_rows == 500
     assert table.column("amount").to_pylist() == [float(i) for i in range(500)]
@@ -91,5 +67,5 @@ def test_arrow_batches_round_trip(broker: str, topic: str) -> None:
         )
     producer.flush()
     producer.close()
-    decoded = merge(consume_all(broker, topic, 3))
+    decoded = decode_topic(broker, topic, 3)
     assert decoded.dead == [] and decoded.events == 30_000

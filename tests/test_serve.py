@@ -50,7 +50,8 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def replayed(data: Path) -> list[dict[str, Any]]:
-    """``driftline replay`` of the serving file: the records the engine must reproduce."""
+    """``driftline replay`` of the serving file: the records the engine must reproduce (its
+    last, partial window left out: serve keeps an open window open, waiting for events)."""
     r = subprocess.run(
         [
             *DRIFTLINE,
@@ -71,11 +72,20 @@ def replayed(data: Path) -> list[dict[str, Any]]:
         timeout=300,
     )
     assert r.returncode == 0, r.stderr
-    return [json.loads(line) for line in r.stdout.splitlines()]
+    records = [json.loads(line) for line in r.stdout.splitlines()]
+    return [rec for rec in records if not rec["window"]["partial"]]
 
 
 def topics_for(name: str) -> dict[str, str]:
     return {"inference": f"{name}-in", "windows": f"{name}-win", "dead_letter": f"{name}-dlq"}
+
+
+def stream_setup(broker: str, name: str, data: Path, tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """Fresh topics for one test, and a config reading them."""
+    topics = topics_for(name)
+    create_topics(broker, topics.values())
+    cfg = write_config(tmp_path / "d.toml", broker, topics, data / "fraud.dlb", tmp_path / "state")
+    return topics, cfg
 
 
 def serve(config: Path, *args: str, **kw: Any) -> subprocess.Popen[str]:
@@ -116,23 +126,19 @@ def assert_matches_replay(got: list[dict[str, Any]], want: list[dict[str, Any]])
 def test_json_events_give_the_replay_records_and_bad_ones_are_dead_lettered(
     broker: str, data: Path, replayed: list[dict[str, Any]], tmp_path: Path
 ) -> None:
-    topics = topics_for("json")
-    create_topics(broker, topics.values())
+    topics, cfg = stream_setup(broker, "json", data, tmp_path)
     table = pq.read_table(data / "serving.parquet")
     evs = [orjson.dumps(e) for e in events(table)]
     bad = [b"{not json", b'{"model": "fraud", "features": {}}', b"[1, 2, 3]"]
     # bad messages in the middle of the stream, under zstd compression
     stream = [*evs[:7000], *bad, *evs[7000:]]
     produce_json(broker, topics["inference"], stream, compression_type="zstd")
-    cfg = write_config(tmp_path / "d.toml", broker, topics, data / "fraud.dlb", tmp_path / "state")
     err = finish(serve(cfg, "--idle-exit", "3"))
     assert "3 dead letters" in err
-    # the last partial window is not closed by serve (it waits for more events)
-    want = [r for r in replayed if not r["window"]["partial"]]
-    got = records(broker, topics["windows"], 2 * len(want) - 1)
-    assert_matches_replay(got, want)
+    got = records(broker, topics["windows"], 2 * len(replayed) - 1)
+    assert_matches_replay(got, replayed)
     drift = [r for r in got if r["kind"] == "drift"]
-    assert [r["window"]["index"] for r in drift] == list(range(1, len(want)))
+    assert [r["window"]["index"] for r in drift] == list(range(1, len(replayed)))
     dead = read_all(broker, topics["dead_letter"], 3)
     assert [v for _, v, _ in dead] == bad
     codes = [h["driftline.code"] for _, _, h in dead]
@@ -144,9 +150,7 @@ def test_json_events_give_the_replay_records_and_bad_ones_are_dead_lettered(
 def test_arrow_batches_give_the_replay_records(
     broker: str, data: Path, replayed: list[dict[str, Any]], tmp_path: Path
 ) -> None:
-    topics = topics_for("arrow")
-    create_topics(broker, topics.values())
-    cfg = write_config(tmp_path / "d.toml", broker, topics, data / "fraud.dlb", tmp_path / "state")
+    topics, cfg = stream_setup(broker, "arrow", data, tmp_path)
     # `driftline produce --arrow`: the file's rows as Arrow IPC messages of 1,500 events
     r = subprocess.run(
         [
@@ -173,8 +177,7 @@ def test_arrow_batches_give_the_replay_records(
     )
     assert r.returncode == 0 and "20,000 events sent" in r.stderr, r.stderr
     finish(serve(cfg, "--idle-exit", "3"))
-    want = [r for r in replayed if not r["window"]["partial"]]
-    assert_matches_replay(records(broker, topics["windows"], 2 * len(want) - 1), want)
+    assert_matches_replay(records(broker, topics["windows"], 2 * len(replayed) - 1), replayed)
 
 
 def dedupe(recs: list[dict[str, Any]]) -> dict[tuple[str, str, int], dict[str, Any]]:
@@ -248,11 +251,8 @@ def test_kill_9_and_restart_give_the_records_of_an_uninterrupted_run(
 def test_sigterm_drains_and_exits_0_and_the_rest_is_processed_after(
     broker: str, data: Path, replayed: list[dict[str, Any]], tmp_path: Path
 ) -> None:
-    topics = topics_for("term")
-    create_topics(broker, topics.values())
-    table = pq.read_table(data / "serving.parquet")
-    produce_events(broker, topics["inference"], events(table))
-    cfg = write_config(tmp_path / "d.toml", broker, topics, data / "fraud.dlb", tmp_path / "state")
+    topics, cfg = stream_setup(broker, "term", data, tmp_path)
+    produce_events(broker, topics["inference"], events(pq.read_table(data / "serving.parquet")))
     proc = serve(cfg)  # no idle exit: runs until told to stop
     deadline = time.monotonic() + 60
     while not (tmp_path / "state" / "checkpoint.zip").exists() and time.monotonic() < deadline:
@@ -261,10 +261,9 @@ def test_sigterm_drains_and_exits_0_and_the_rest_is_processed_after(
     err = finish(proc, timeout=30)
     assert "SIGTERM: draining" in err and "offsets committed" in err
     finish(serve(cfg, "--idle-exit", "2"))  # nothing left, or the rest: no duplicates
-    want = [r for r in replayed if not r["window"]["partial"]]
-    got = dedupe(records(broker, topics["windows"], 2 * len(want) - 1))
-    skew = [got[("skew", "inference", i)] for i in range(len(want))]
-    assert_matches_replay(skew, want)
+    got = dedupe(records(broker, topics["windows"], 2 * len(replayed) - 1))
+    skew = [got[("skew", "inference", i)] for i in range(len(replayed))]
+    assert_matches_replay(skew, replayed)
 
 
 def test_start_up_errors_exit_2_naming_the_fault(broker: str, data: Path, tmp_path: Path) -> None:
