@@ -26,6 +26,7 @@ from .statistics import (
     NumericStatistics,
     categorical_statistics,
     numeric_statistics,
+    numeric_statistics_between,
     numeric_statistics_sorted,
 )
 from .wasserstein import wasserstein
@@ -58,6 +59,7 @@ __all__ = [
     "numeric_reference",
     "numeric_reference_from_sample",
     "numeric_statistics",
+    "numeric_statistics_between",
     "numeric_statistics_sorted",
     "proportions",
     "psi",

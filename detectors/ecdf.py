@@ -178,3 +178,63 @@ def ks_w1_sorted(
         tail = _area(ref, integ, big_m, last_ref) - a_last
         w1 += (last_ref - prev) - tail
     return d, w1
+
+
+@kernel
+def ks_w1_merge(a: NDArray[np.float64], b: NDArray[np.float64]) -> tuple[float, float]:
+    """(KS statistic, raw W1) between two sorted finite samples of similar size (a window
+    and the one before it), by merging them: O(M + m).
+
+    ``ks_w1_sorted`` is built for a reference ~10× the window; on two samples of one size
+    its steps are about one value long and each still counts a block, while a merge takes
+    one value per step (~4× faster on two 10,000-value windows). The union is walked in
+    order; after the last copy of a value x (ties are taken from both sides before x
+    counts) i = #(a <= x) and j = #(b <= x), and
+
+    * KS: D = max |i/M − j/m| over those points (SciPy's ``ks_2samp`` evaluates the same
+      right-continuous CDFs at every data point);
+    * W1: ∫ |F_a − F_b| = Σ |i·m − j·M| · (x' − x) / (M·m) over consecutive distinct values
+      x < x' of the union (both CDFs are constant in between; Vallender 1974).
+
+    The KS candidates are ranked by the exact integer |i·m − j·M| as in ``ks_w1_sorted``, so
+    D is the float SciPy computes. NaN for an empty side.
+    """
+    big_m = a.shape[0]
+    m = b.shape[0]
+    if big_m == 0 or m == 0:
+        return math.nan, math.nan
+    pa = np.empty(big_m + 1)  # +inf sentinels: the exhausted side is never taken
+    pa[:big_m] = a
+    pa[big_m] = math.inf
+    pb = np.empty(m + 1)
+    pb[:m] = b
+    pb[m] = math.inf
+    exact = big_m <= _EXACT_KS // m
+    i = 0
+    j = 0
+    best = -1
+    d = 0.0
+    area = 0.0  # Σ |i·m − j·M| · (x' − x), divided by M·m at the end
+    av = pa[0]
+    bv = pb[0]
+    for _ in range(big_m + m - 1):  # the last value leaves i = M, j = m: a zero term
+        if av <= bv:
+            x = av
+            i += 1
+            av = pa[i]
+        else:
+            x = bv
+            j += 1
+            bv = pb[j]
+        nxt = min(av, bv)
+        if nxt > x:  # the last copy of x: both CDFs are complete at x
+            k = abs(i * m - j * big_m)
+            area += k * (nxt - x)
+            if exact:
+                if k >= best:
+                    f = abs(i / big_m - j / m)
+                    d = f if k > best else max(d, f)
+                    best = k
+            else:
+                d = max(d, abs(i / big_m - j / m))
+    return d, area / big_m / m

@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 from ._jit import kernel
 from .binning import _bin_counts_sorted, proportions
 from .chi2 import _chi2
-from .ecdf import ks_w1_sorted
+from .ecdf import ks_w1_merge, ks_w1_sorted
 from .jensen_shannon import _js_distance
 from .linf import _linf
 from .psi import PSI_EPSILON, _psi
@@ -148,6 +148,73 @@ def _numeric_compare(
         w1 / norm,
         oor,
         counts,
+    )
+
+
+def numeric_statistics_between(
+    prev: NDArray[np.float64],
+    edges: NDArray[np.float64],
+    cur: NDArray[np.float64],
+    count: int,
+    missing: int,
+    nonfinite: int,
+    type_errors: int = 0,
+) -> NumericStatistics:
+    """Window ``cur`` against the window before it, ``prev`` (both sorted and finite, as
+    :func:`~driftline.detectors.sorting.finite_sorted` returns them), binned on the
+    baseline's ``edges``: what :func:`numeric_statistics_sorted` gives against a reference
+    built from ``prev`` (its bins on ``edges``, its own std for the normed W1 and its own
+    range for out-of-range), computed by merging the two windows."""
+    counts = _bin_counts_sorted(cur, edges)
+    psi, d, p, js, w1, oor = _compare_samples(prev, edges, cur, counts)
+    return NumericStatistics(
+        count=count,
+        n=cur.shape[0],
+        psi=psi,
+        ks_statistic=d,
+        ks_pvalue=p,
+        js_distance=js,
+        wasserstein=w1,
+        missing=missing,
+        nonfinite=nonfinite,
+        out_of_range=oor,
+        type_errors=type_errors,
+        bin_counts=counts,
+    )
+
+
+@kernel
+def _compare_samples(
+    prev: NDArray[np.float64],
+    edges: NDArray[np.float64],
+    cur: NDArray[np.float64],
+    cur_counts: NDArray[np.int64],
+) -> tuple[float, float, float, float, float, int]:
+    """PSI, KS statistic and p-value, JS distance, normed W1 and out-of-range count of the
+    sorted finite window ``cur`` (binned: ``cur_counts``) against the sorted finite ``prev``."""
+    n = cur.shape[0]
+    big_m = prev.shape[0]
+    if n == 0 or big_m == 0:
+        nan = math.nan
+        return nan, nan, nan, nan, nan, 0
+    props = _bin_counts_sorted(prev, edges) / big_m
+    cur_props = cur_counts / n
+    std = 0.0  # a constant window (sorted: first == last), whatever the rounding of its mean
+    if prev[0] != prev[big_m - 1]:
+        mean = prev.sum() / big_m
+        var = 0.0
+        for x in prev:
+            var += (x - mean) * (x - mean)
+        std = math.sqrt(var / big_m)
+    d, w1 = ks_w1_merge(prev, cur)
+    norm = std if std > 0 and math.isfinite(std) else 1.0
+    return (
+        _psi(props, cur_props, PSI_EPSILON),
+        d,
+        ks_2samp_asymp_pvalue(d, big_m, n),
+        _js_distance(props, cur_props),
+        w1 / norm,
+        out_of_range_sorted(cur, prev[0], prev[big_m - 1]),
     )
 
 

@@ -155,8 +155,10 @@ class Engine:
         self._sources = {topics.inference: INFERENCE}
         if topics.features:
             self._sources[topics.features] = FEATURES
-        workers = threads or 2
-        self._pool = ThreadPoolExecutor(workers, "driftline-column") if workers > 1 else None
+        self._workers = threads or 2
+        self._pool = (
+            ThreadPoolExecutor(self._workers, "driftline-column") if self._workers > 1 else None
+        )
         self._unknown: set[tuple[str, str]] = set()
 
     def close(self) -> None:
@@ -245,6 +247,7 @@ class Engine:
             policy_for(baseline, self.config.policy),
             model,
             version,
+            threads=self._workers,
             pool=self._pool,
         )
 

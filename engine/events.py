@@ -294,6 +294,12 @@ def _column_or_nulls(
     return pc.cast(col, cast) if cast is not None and col.type != cast else col
 
 
+def _constant(arr: pa.ChunkedArray | pa.Array) -> bool:
+    """Whether every value equals the first, which is not null."""
+    first = arr[0]
+    return first.is_valid and bool(pc.all(pc.equal(arr, first)).as_py()) and arr.null_count == 0
+
+
 def _split_by_version(
     whole: pa.Table,
     models: pa.ChunkedArray | pa.Array,
@@ -302,6 +308,9 @@ def _split_by_version(
 ) -> None:
     """Rows of ``whole`` into ``out``, one table per (model, version) in order of first
     appearance; rows without a model or version are left out (the caller reports them)."""
+    if len(models) and _constant(models) and _constant(versions):  # the usual batch
+        out.add((models[0].as_py(), versions[0].as_py()), whole)
+        return
     keys = pa.table({"m": models, "v": versions})
     groups = keys.group_by(["m", "v"], use_threads=False).aggregate([])
     if groups.num_rows == 1:

@@ -40,11 +40,9 @@ from driftline.detectors import (
     categorical_statistics,
     numeric_statistics_sorted,
 )
-from driftline.detectors._jit import kernel
-from driftline.detectors.binning import _bin_counts_sorted
-from driftline.detectors.ecdf import cdf_integral
 from driftline.detectors.quality import bucket_counts
 from driftline.detectors.sorting import finite_sorted
+from driftline.numeric import NumericColumns
 from driftline.windows import Window
 
 Stats = NumericStatistics | CategoricalStatistics
@@ -64,23 +62,6 @@ class Prepared:
     type_errors: int
 
 
-@kernel
-def _reference_numbers(
-    cur: NDArray[np.float64], edges: NDArray[np.float64]
-) -> tuple[NDArray[np.float64], NDArray[np.float64], float, float]:
-    """Bin proportions, CDF integral, mean and (population) std of sorted finite values."""
-    n = cur.shape[0]
-    counts = _bin_counts_sorted(cur, edges)
-    props = counts / n if n else np.zeros(counts.shape[0])
-    if n == 0:
-        return props, cdf_integral(cur), math.nan, math.nan
-    mean = cur.sum() / n
-    var = 0.0
-    for x in cur:
-        var += (x - mean) * (x - mean)
-    return props, cdf_integral(cur), mean, math.sqrt(var / n)
-
-
 def compare(ref: Reference, p: Prepared) -> Stats:
     if isinstance(ref, NumericReference):
         values = np.asarray(p.values, dtype=np.float64)  # no copy: already float64
@@ -90,27 +71,9 @@ def compare(ref: Reference, p: Prepared) -> Stats:
     return categorical_statistics(ref, np.asarray(p.values, dtype=np.int64), p.type_errors)
 
 
-def window_reference(base: Reference, p: Prepared) -> Reference:
-    """A reference made of one window's values, on the bins (or categories) of ``base``."""
-    if isinstance(base, NumericReference):
-        cur = np.asarray(p.values, dtype=np.float64)
-        props, integral, mean, std = _reference_numbers(cur, base.edges)
-        nan = math.nan
-        n = cur.shape[0]
-        ref = NumericReference(
-            sample=cur,
-            edges=base.edges,
-            proportions=props,
-            count=p.count,
-            missing=p.missing,
-            nonfinite=p.nonfinite,
-            mean=mean,
-            std=std,
-            min=float(cur[0]) if n else nan,
-            max=float(cur[-1]) if n else nan,
-        )
-        ref.__dict__["integral"] = integral  # the cached property, computed in the same call
-        return ref
+def window_reference(base: CategoricalReference, p: Prepared) -> CategoricalReference:
+    """A categorical reference made of one window's values, on the categories of ``base``
+    (numeric windows are compared with each other directly: ``numeric_statistics_between``)."""
     k = len(base.categories)
     counts, missing, _ = bucket_counts(p.values.astype(np.int64, copy=False), k + 1)
     total = int(counts.sum())
@@ -164,6 +127,14 @@ def resolve_columns(baseline: Baseline, names: list[str]) -> dict[str, str]:
     return out
 
 
+def _floats(chunks: list[pa.ChunkedArray | pa.Array]) -> tuple[NDArray[np.float64], int]:
+    """A numeric column's parts as one contiguous float64 array (NaN where missing), and
+    the count of values of the wrong type."""
+    converted = [to_float(c) for c in chunks]
+    values = converted[0][0] if len(converted) == 1 else np.concatenate([v for v, _ in converted])
+    return np.ascontiguousarray(values, dtype=np.float64), sum(e for _, e in converted)
+
+
 def _num(x: float) -> float | None:
     return None if math.isnan(x) or math.isinf(x) else x
 
@@ -199,10 +170,16 @@ class Monitor:
         if self.drift_policy is None:
             self.drift_policy = replace(self.policy, calibrated={})
         self._own_pool = self.pool is None
+        workers = self.threads or os.cpu_count() or 1
         self._pool = self.pool
-        if self._pool is None:
-            workers = self.threads or os.cpu_count() or 1
-            self._pool = ThreadPoolExecutor(workers, "driftline-column") if workers > 1 else None
+        if self._pool is None and workers > 1:
+            self._pool = ThreadPoolExecutor(workers, "driftline-column")
+        self._workers = workers if self._pool is not None else 1
+        numeric = [c for c in self.baseline.monitored if isinstance(c.reference, NumericReference)]
+        self._numeric = NumericColumns(
+            [c.name for c in numeric],
+            [c.reference for c in numeric if isinstance(c.reference, NumericReference)],
+        )
 
     def close(self) -> None:
         if self._pool is not None and self._own_pool:
@@ -215,14 +192,8 @@ class Monitor:
     def prepare(self, column: Column, chunks: list[pa.ChunkedArray | pa.Array]) -> Prepared:
         """One column of a window, given part by part, converted for comparison."""
         if isinstance(column.reference, NumericReference):
-            converted = [to_float(c) for c in chunks]
-            values = (
-                converted[0][0]
-                if len(converted) == 1
-                else np.concatenate([v for v, _ in converted])
-            )
-            cur, n_nan, n_inf = finite_sorted(np.ascontiguousarray(values, dtype=np.float64))
-            errors = sum(e for _, e in converted)
+            values, errors = _floats(chunks)
+            cur, n_nan, n_inf = finite_sorted(values)
             return Prepared(True, cur, values.shape[0], n_nan, n_inf, errors)
         encoder = self._encoders[column.name]
         encoded = [encoder.encode(c) for c in chunks]
@@ -246,21 +217,57 @@ class Monitor:
         engine hands over every window that closed in one poll."""
         cols = self.baseline.monitored
         Row = tuple[Prepared | None, Stats | None, Stats | None]
+        by_name: dict[str, list[Row]] = {}
+        present = [w.column_names() for w in windows]
 
-        def one(col: Column) -> list[Row]:
+        numeric = self._numeric
+        values: list[list[NDArray[np.float64] | None]] = []
+        errors: list[list[int]] = []
+        for name in numeric.names:
+            vs: list[NDArray[np.float64] | None] = []
+            es: list[int] = []
+            for w, have in zip(windows, present, strict=True):
+                v, e = _floats(w.chunks(name)) if name in have else (None, 0)
+                vs.append(v)
+                es.append(e)
+            values.append(vs)
+            errors.append(es)
+        before = [previous.get(name) if previous is not None else None for name in numeric.names]
+        compared = numeric.compare(
+            values,
+            [None if p is None else np.asarray(p.values, dtype=np.float64) for p in before],
+            errors,
+            self._pool,
+            self._workers,
+        )
+        for name, col_rows in zip(numeric.names, compared, strict=True):
+            by_name[name] = [
+                (None, None, None)
+                if c is None
+                else (
+                    Prepared(True, c.sorted, c.count, c.missing, c.nonfinite, c.skew.type_errors),
+                    c.skew,
+                    c.drift,
+                )
+                for c in col_rows
+            ]
+
+        for col in cols:  # categorical columns
+            ref = col.reference
+            if not isinstance(ref, CategoricalReference):
+                continue
             out: list[Row] = []
-            before = previous.get(col.name) if previous is not None else None
-            prev_ref = window_reference(col.reference, before) if before is not None else None
-            for i, w in enumerate(windows):
-                p = self.prepare(col, w.chunks(col.name)) if w.has(col.name) else None
-                skew = compare(col.reference, p) if p is not None else None
+            prior = previous.get(col.name) if previous is not None else None
+            prev_ref = window_reference(ref, prior) if prior is not None else None
+            for w, have in zip(windows, present, strict=True):
+                p = self.prepare(col, w.chunks(col.name)) if col.name in have else None
+                skew = compare(ref, p) if p is not None else None
                 drift = compare(prev_ref, p) if p is not None and prev_ref is not None else None
                 out.append((p, skew, drift))
-                if i + 1 < len(windows):
-                    prev_ref = window_reference(col.reference, p) if p is not None else None
-            return out
+                prev_ref = window_reference(ref, p) if p is not None else None
+            by_name[col.name] = out
 
-        done = list(self._pool.map(one, cols) if self._pool is not None else map(one, cols))
+        done = [by_name[c.name] for c in cols]
         assert self.drift_policy is not None  # set in __post_init__
         records: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
         for i, w in enumerate(windows):

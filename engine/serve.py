@@ -45,6 +45,8 @@ class _Worker:
     def __init__(self, depth: int = 2) -> None:
         self._queue: queue.Queue[tuple[Callable[[], Any], Future[Any]] | None] = queue.Queue(depth)
         self.error: BaseException | None = None
+        self._inflight = 0  # submitted and not finished
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="driftline-engine", daemon=True)
         self._thread.start()
 
@@ -62,16 +64,27 @@ class _Worker:
             except BaseException as exc:  # surfaced on the main thread
                 self.error = exc
                 future.set_exception(exc)
+            finally:
+                with self._lock:
+                    self._inflight -= 1
 
     def submit(self, fn: Callable[[], T]) -> Future[T]:
         future: Future[T] = Future()
         while True:
             self.check()
             try:
+                with self._lock:
+                    self._inflight += 1
                 self._queue.put((fn, future), timeout=0.5)
                 return future
             except queue.Full:
+                with self._lock:
+                    self._inflight -= 1
                 continue
+
+    def busy(self) -> bool:
+        """Whether submitted work is still running or queued."""
+        return self._inflight > 0
 
     def full(self) -> bool:
         """Whether the worker is behind (a submit now would wait)."""
@@ -209,7 +222,10 @@ class Server:
         held_messages = 0
         try:
             while not self.stop.is_set():
-                batch = self.source.poll(timeout_ms=200)
+                # While the worker is busy, poll briefly: its results (a checkpoint to
+                # commit, the stop condition) are then acted on within ~20 ms
+                busy = self.worker.busy() or bool(held)
+                batch = self.source.poll(timeout_ms=20 if busy else 200)
                 now = time.monotonic()
                 if batch:
                     last_message = now

@@ -22,6 +22,7 @@ import math
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -86,13 +87,22 @@ class Window:
     def count(self) -> int:
         return sum(int(t.num_rows) for t in self.parts)
 
+    @cached_property
+    def _names(self) -> list[frozenset[str]]:
+        return [frozenset(t.column_names) for t in self.parts]
+
     def has(self, name: str) -> bool:
-        return any(name in t.column_names for t in self.parts)
+        return any(name in names for names in self._names)
+
+    def column_names(self) -> set[str]:
+        """Every column some part has."""
+        return set().union(*self._names)
 
     def chunks(self, name: str) -> list[pa.ChunkedArray | pa.Array]:
         """The column's values part by part (nulls where a part lacks the column)."""
         return [
-            t.column(name) if name in t.column_names else pa.nulls(t.num_rows) for t in self.parts
+            t.column(name) if name in names else pa.nulls(t.num_rows)
+            for t, names in zip(self.parts, self._names, strict=True)
         ]
 
 

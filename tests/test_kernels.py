@@ -22,9 +22,11 @@ from driftline.detectors import (
     linf,
     numeric_reference,
     numeric_statistics,
+    numeric_statistics_between,
     psi,
     wasserstein,
 )
+from driftline.detectors.ecdf import cdf_integral, ks_w1_merge, ks_w1_sorted
 from driftline.detectors.quality import bucket_counts
 from driftline.detectors.sorting import finite_sorted
 
@@ -110,6 +112,41 @@ def test_chi2_matches_scipy(pair: tuple[list[int], list[float]]) -> None:
     nstat, np_ = naive.chi2(counts, r)
     assert close(stat, nstat, 1e-9)
     assert close(p, np_, P_TOL)
+
+
+@given(samples, samples)
+def test_merge_walk_matches_scipy_and_the_galloping_walk(a: np.ndarray, b: np.ndarray) -> None:
+    fa, fb = np.sort(naive.finite(a)), np.sort(naive.finite(b))
+    d, w1 = ks_w1_merge(fa, fb)
+    assert close(d, naive.ks(fa, fb)[0], KS_TOL)
+    raw = naive.wasserstein(fa, fb) * (fa.std() if fa.size and fa.std() > 0 else 1.0)
+    assert close(w1, raw, 1e-9)
+    if fa.size and fb.size:  # the two walks agree; the KS statistic to the last bit
+        d2, w2 = ks_w1_sorted(fa, cdf_integral(fa), fb)
+        assert d == d2
+        assert close(w1, w2, 1e-9)
+
+
+@given(samples, samples, st.integers(1, 12))
+def test_window_against_window_matches_oracle(prev: np.ndarray, cur: np.ndarray, bins: int) -> None:
+    """Drift: a window against the one before, binned on the baseline's edges."""
+    base = np.linspace(-5.0, 5.0, 101)
+    e = naive.edges(base, bins)
+    p, c = np.sort(naive.finite(prev)), np.sort(naive.finite(cur))
+    got = numeric_statistics_between(p, e, c, cur.size, int(np.isnan(cur).sum()), 0)
+    d, pvalue = naive.ks(p, c)
+    assert close(got.ks_statistic, d, KS_TOL)
+    assert close(got.ks_pvalue, pvalue, P_TOL)
+    assert close(got.wasserstein, naive.wasserstein(p, c), 1e-9)
+    empty = p.size == 0 or c.size == 0
+    rp, rc = naive.props(p, e), naive.props(c, e)
+    assert close(got.psi, math.nan if empty else naive.psi(rp, rc), TOL)
+    assert close(got.js_distance, math.nan if empty else naive.js(rp, rc), TOL)
+    oor = 0 if empty else int(((c < p.min()) | (c > p.max())).sum())
+    assert got.out_of_range == oor
+    assert got.bin_counts.tolist() == np.bincount(
+        np.searchsorted(e, c, side="right"), minlength=e.size + 1
+    ).tolist()
 
 
 def test_seeded_numeric_window_matches_oracle() -> None:
