@@ -261,9 +261,9 @@ class Monitor:
             prev_ref = window_reference(ref, prior) if prior is not None else None
             for w, have in zip(windows, present, strict=True):
                 p = self.prepare(col, w.chunks(col.name)) if col.name in have else None
-                skew = compare(ref, p) if p is not None else None
-                drift = compare(prev_ref, p) if p is not None and prev_ref is not None else None
-                out.append((p, skew, drift))
+                vs_ref = compare(ref, p) if p is not None else None
+                vs_prev = compare(prev_ref, p) if p is not None and prev_ref is not None else None
+                out.append((p, vs_ref, vs_prev))
                 prev_ref = window_reference(ref, p) if p is not None else None
             by_name[col.name] = out
 

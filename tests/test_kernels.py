@@ -144,9 +144,10 @@ def test_window_against_window_matches_oracle(prev: np.ndarray, cur: np.ndarray,
     assert close(got.js_distance, math.nan if empty else naive.js(rp, rc), TOL)
     oor = 0 if empty else int(((c < p.min()) | (c > p.max())).sum())
     assert got.out_of_range == oor
-    assert got.bin_counts.tolist() == np.bincount(
-        np.searchsorted(e, c, side="right"), minlength=e.size + 1
-    ).tolist()
+    assert (
+        got.bin_counts.tolist()
+        == np.bincount(np.searchsorted(e, c, side="right"), minlength=e.size + 1).tolist()
+    )
 
 
 def test_seeded_numeric_window_matches_oracle() -> None:
