@@ -208,6 +208,41 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--create-topics", action="store_true", help="create the topic if missing")
     pr.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
+    rg = sub.add_parser(
+        "registry",
+        help="the model registry: register versions with their baselines, set aliases, show",
+        description="Model versions, their baselines, aliases (production, canary, ...) and "
+        "the health driftline writes back (tags driftline.health, driftline.reason, "
+        "driftline.updated). The registry is --registry URL, else the --config file's "
+        "[registry] url, else $DRIFTLINE_REGISTRY. URL: sqlite:///path.db (the built-in "
+        "registry, created on first use).",
+        epilog="Example: driftline registry register fraud 7 --baseline fraud.dlb "
+        "--registry sqlite:///registry.db && driftline registry alias fraud production 7 "
+        "--registry sqlite:///registry.db && driftline registry show fraud "
+        "--registry sqlite:///registry.db",
+    )
+    rsub = rg.add_subparsers(dest="registry_command", required=True, metavar="ACTION")
+    reg_common = argparse.ArgumentParser(add_help=False)
+    reg_common.add_argument("--registry", metavar="URL", help="sqlite:///path.db")
+    reg_common.add_argument("--config", help="a driftline.toml whose [registry] url to use")
+    rr = rsub.add_parser(
+        "register", parents=[reg_common], help="register a model version and link its baseline"
+    )
+    rr.add_argument("model")
+    rr.add_argument("version")
+    rr.add_argument("--baseline", required=True, help="the version's baseline file (.dlb)")
+    ra = rsub.add_parser(
+        "alias", parents=[reg_common], help="point an alias (production, canary) at a version"
+    )
+    ra.add_argument("model")
+    ra.add_argument("alias")
+    ra.add_argument("version")
+    rs = rsub.add_parser(
+        "show", parents=[reg_common], help="a model's versions, aliases, baselines and health"
+    )
+    rs.add_argument("model")
+    rs.add_argument("--format", choices=["text", "json"], default="text")
+
     e = sub.add_parser(
         "example",
         help="write the example fraud dataset (training + drifting serving data)",
@@ -237,6 +272,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command == "produce":
             return _produce(args)
+        if args.command == "registry":
+            return _registry(args)
         return _example(args)
     except DriftlineError as exc:
         print(f"driftline: error: {exc}", file=sys.stderr)
@@ -390,6 +427,8 @@ def _check(args: argparse.Namespace) -> int:
     print(f"  topics: inference {t.inference}, windows {t.windows}, dead letter {t.dead_letter}")
     print(f"  windows of {window}; health changes after {cfg.hysteresis} windows")
     print(f"  state in {cfg.state_dir}")
+    if cfg.registry:
+        print(f"  registry {cfg.registry}")
     for m in cfg.models:
         versions = ", ".join(f"{v}: {p}" for v, p in m.versions.items())
         print(
@@ -440,6 +479,47 @@ def _produce(args: argparse.Namespace) -> int:
         on_progress=lambda n: progress.update(f"{n:,} events sent"),
     )
     progress.done(f"{sent:,} events sent to {cfg.kafka.topics.inference}")
+    return EXIT_OK
+
+
+def _registry(args: argparse.Namespace) -> int:
+    import json
+
+    from driftline import config
+    from driftline.registry import open_registry, register, registry_url
+
+    cfg = config.load(args.config) if args.config else None
+    url = registry_url(args.registry, cfg.registry if cfg is not None else None)
+    registry = open_registry(url, cfg.path.parent if cfg is not None else None)
+    try:
+        if args.registry_command == "register":
+            register(registry, args.model, args.version, Path(args.baseline))
+            print(f"registered {args.model} version {args.version} ({registry.url})")
+        elif args.registry_command == "alias":
+            registry.set_alias(args.model, args.alias, args.version)
+            print(f"{args.model}@{args.alias} -> version {args.version}")
+        else:
+            info = registry.model(args.model)
+            if args.format == "json":
+                print(json.dumps(info.to_json(), indent=2))
+            else:
+                by_version: dict[str, list[str]] = {}
+                for alias, version in info.aliases.items():
+                    by_version.setdefault(version, []).append(alias)
+                print(f"model {info.name} ({registry.url})")
+                for v in info.versions:
+                    aliases = ", ".join(by_version.get(v.version, []))
+                    health = v.tags.get("driftline.health", "-")
+                    print(
+                        f"  version {v.version}"
+                        + (f" [{aliases}]" if aliases else "")
+                        + f": health {health}, baseline {v.baseline or '-'}"
+                    )
+                    reason = v.tags.get("driftline.reason")
+                    if reason:
+                        print(f"    {reason}")
+    finally:
+        registry.close()
     return EXIT_OK
 
 

@@ -191,6 +191,8 @@ class Config:
     checkpoint_interval: float = 5.0
     """Seconds between checkpoints (and offset commits)."""
     fields: FieldMap = field(default_factory=FieldMap)
+    registry: str | None = None
+    """``[registry] url``: where versions' baselines are resolved and health is written."""
 
     def model(self, name: str) -> ModelConfig | None:
         return next((m for m in self.models if m.name == name), None)
@@ -233,7 +235,9 @@ def _check_baseline(key: str, path: Path) -> None:
         raise ConfigError(f"{key}: {exc}") from None
 
 
-def _models(tables: list[_Table], base: Path) -> tuple[ModelConfig, ...]:
+def _models(
+    tables: list[_Table], base: Path, registry: str | None = None
+) -> tuple[ModelConfig, ...]:
     if not tables:
         raise ConfigError("models: at least one [[models]] table is required")
     out: list[ModelConfig] = []
@@ -254,8 +258,11 @@ def _models(tables: list[_Table], base: Path) -> tuple[ModelConfig, ...]:
             versions[version] = path
             v.done()
         vt.done()
-        if baseline is None and not versions:
-            raise ConfigError(f"{t.path}.baseline is required (or one per version under versions)")
+        if baseline is None and not versions and registry is None:
+            raise ConfigError(
+                f"{t.path}.baseline is required (or one per version under versions, or a "
+                "[registry] that links baselines to versions)"
+            )
         out.append(ModelConfig(name, baseline, versions, t.strings("categorical")))
         t.done()
     return tuple(out)
@@ -321,7 +328,12 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
     hysteresis = health.integer("hysteresis", 2)
     health.done()
     policy = _policy(root.table("policy"))
-    models = _models(root.tables("models"), base)
+    reg = root.table("registry")
+    registry = reg.optional_string("url")
+    if registry is not None and not registry.startswith(("sqlite:///", "mlflow+")):
+        raise ConfigError(f"registry.url must be sqlite:///path.db, got {registry!r}")
+    reg.done()
+    models = _models(root.tables("models"), base, registry)
     root.done()
     return Config(
         path,
@@ -333,6 +345,7 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
         hysteresis,
         checkpoint_interval=5.0 if interval is None else interval,
         fields=fields,
+        registry=registry,
     )
 
 

@@ -17,3 +17,7 @@ class DataError(DriftlineError):
 
 class BaselineError(DriftlineError):
     """A baseline file is missing, corrupt, or from a newer driftline."""
+
+
+class RegistryError(DriftlineError):
+    """The model registry cannot be reached, or lacks the model or version asked for."""

@@ -302,9 +302,24 @@ def serve(config: Config, opts: ServeOptions) -> int:
     check_topics(
         config.kafka, [*inputs, topics.windows, topics.dead_letter], create=opts.create_topics
     )
+    registry = None
+    if config.registry is not None:
+        from driftline.engine import ConfigBaselines
+        from driftline.registry import HealthTags, RegistryBaselines, open_registry
+
+        registry = open_registry(config.registry, config.path.parent)
     with StateDir(config.state_dir) as state:
         sink = KafkaSink(config.kafka)
-        engine = Engine(config, sink, threads=opts.threads)
+        if registry is not None:
+            engine = Engine(
+                config,
+                sink,
+                RegistryBaselines(registry, ConfigBaselines(config)),
+                threads=opts.threads,
+                on_change=HealthTags(registry),
+            )
+        else:
+            engine = Engine(config, sink, threads=opts.threads)
         try:
 
             def factory(**callbacks: Any) -> KafkaSource:
@@ -318,6 +333,8 @@ def serve(config: Config, opts: ServeOptions) -> int:
         finally:
             engine.close()
             sink.close()
+            if registry is not None:
+                registry.close()
     c = engine.counters
     log.info(
         "stopped: %d events, %d windows, %d records, %d dead letters",

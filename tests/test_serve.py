@@ -32,6 +32,7 @@ from kafka_io import (
 
 from driftline import baseline as bl
 from driftline.build import BuildOptions, build_from_file
+from driftline.connectors.sqlite_registry import SqliteRegistry
 from driftline.example import write_example
 
 DRIFTLINE = [sys.executable, "-m", "driftline"]
@@ -127,6 +128,8 @@ def test_json_events_give_the_replay_records_and_bad_ones_are_dead_lettered(
     broker: str, data: Path, replayed: list[dict[str, Any]], tmp_path: Path
 ) -> None:
     topics, cfg = stream_setup(broker, "json", data, tmp_path)
+    with cfg.open("a") as fh:  # health written back to a registry
+        fh.write("[registry]\nurl = 'sqlite:///reg.db'\n")
     table = pq.read_table(data / "serving.parquet")
     evs = [orjson.dumps(e) for e in events(table)]
     bad = [b"{not json", b'{"model": "fraud", "features": {}}', b"[1, 2, 3]"]
@@ -145,6 +148,12 @@ def test_json_events_give_the_replay_records_and_bad_ones_are_dead_lettered(
     assert codes == [b"not_json", b"missing_field", b"not_object"]
     assert dead[0][2]["driftline.origin"] == f"{topics['inference']}/0/7000".encode()
     assert b"version" in dead[1][2]["driftline.reason"]
+    changes = [r["health_change"] for r in got if "health_change" in r]
+    assert changes
+    reg = SqliteRegistry(cfg.parent / "reg.db")
+    tags = reg.model("fraud").versions[0].tags
+    reg.close()
+    assert tags["driftline.health"] == changes[-1]["to"]
 
 
 def test_arrow_batches_give_the_replay_records(

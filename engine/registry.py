@@ -1,0 +1,170 @@
+"""The model registry seam: where model versions, their aliases and baselines live, and
+where driftline writes each version's health back.
+
+``open_registry(url)`` understands ``sqlite:///path.db`` (the built-in registry,
+:mod:`driftline.connectors.sqlite_registry`). The engine resolves a version's baseline
+through :class:`RegistryBaselines` (registry first, then the config file) and writes the
+tags ``driftline.health``, ``driftline.reason`` and ``driftline.updated`` on every health
+change through :class:`HealthTags`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from driftline import baseline as bl
+from driftline.baseline import Baseline
+from driftline.exceptions import ConfigError, RegistryError
+from driftline.health import Change
+
+log = logging.getLogger("driftline.registry")
+
+ENV = "DRIFTLINE_REGISTRY"
+HEALTH_TAG = "driftline.health"
+REASON_TAG = "driftline.reason"
+UPDATED_TAG = "driftline.updated"
+REASON_LIMIT = 500
+"""Characters of the reasons kept in the tag (registries cap tag values; MLflow at 5,000)."""
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    version: str
+    baseline: str | None
+    created: float
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    versions: list[VersionInfo]
+    aliases: dict[str, str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "aliases": self.aliases,
+            "versions": [
+                {
+                    "version": v.version,
+                    "baseline": v.baseline,
+                    "created": dt.datetime.fromtimestamp(v.created, dt.UTC).isoformat(
+                        timespec="seconds"
+                    ),
+                    "tags": dict(v.tags),
+                }
+                for v in self.versions
+            ],
+        }
+
+
+class Registry(Protocol):
+    @property
+    def url(self) -> str: ...
+
+    def register(self, model: str, version: str, baseline: str | None) -> None: ...
+
+    def set_alias(self, model: str, alias: str, version: str) -> None: ...
+
+    def delete_alias(self, model: str, alias: str) -> None: ...
+
+    def set_tags(self, model: str, version: str, tags: Mapping[str, str]) -> None: ...
+
+    def baseline(self, model: str, version: str) -> str | None: ...
+
+    def model(self, model: str) -> ModelInfo: ...
+
+    def close(self) -> None: ...
+
+
+def open_registry(url: str, base: Path | None = None) -> Registry:
+    """The registry at ``url``; a relative SQLite path is taken from ``base`` (the config
+    file's directory) or the working directory."""
+    if url.startswith("sqlite:///"):
+        from driftline.connectors.sqlite_registry import SqliteRegistry
+
+        path = Path(url.removeprefix("sqlite:///"))
+        if not path.is_absolute() and base is not None:
+            path = base / path
+        return SqliteRegistry(path)
+    if url.startswith("mlflow+"):
+        raise ConfigError(
+            f"registry {url!r}: the MLflow backend is not available in this version of "
+            "driftline; use the built-in registry (sqlite:///path.db)"
+        )
+    raise ConfigError(f"registry {url!r}: expected sqlite:///path.db")
+
+
+def registry_url(option: str | None, config_url: str | None) -> str:
+    """``--registry``, else the config file's ``[registry] url``, else $DRIFTLINE_REGISTRY."""
+    url = option or config_url or os.environ.get(ENV)
+    if not url:
+        raise ConfigError(
+            f"no registry: give --registry URL, a --config with [registry] url, or set {ENV}"
+        )
+    return url
+
+
+def register(registry: Registry, model: str, version: str, baseline: Path | None) -> None:
+    """Register ``model`` ``version``, linking the baseline file (checked readable first)."""
+    path = None
+    if baseline is not None:
+        bl.load(baseline)  # a BaselineError names the file and what is wrong
+        path = str(baseline.resolve())
+    registry.register(model, version, path)
+
+
+class RegistryBaselines:
+    """Baselines linked in the registry, then the ones named in the config file."""
+
+    def __init__(self, registry: Registry, fallback: Any) -> None:
+        self.registry = registry
+        self.fallback = fallback
+        self._loaded: dict[str, Baseline] = {}
+
+    def resolve(self, model: str, version: str) -> Baseline | None:
+        path = self.registry.baseline(model, version)
+        if path is None:
+            return self.fallback.resolve(model, version)  # type: ignore[no-any-return]
+        if path not in self._loaded:
+            self._loaded[path] = bl.load(path)
+        return self._loaded[path]
+
+
+class HealthTags:
+    """Writes a model version's health to the registry on every change (the engine's
+    ``on_change``). A registry that is down is logged, not fatal: the next change writes
+    the then-current state."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    def __call__(self, model: str, version: str, change: Change) -> None:
+        tags = {
+            HEALTH_TAG: str(change.current),
+            REASON_TAG: "; ".join(change.reasons)[:REASON_LIMIT],
+            UPDATED_TAG: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        }
+        try:
+            if self.registry.baseline(model, version) is None and not self._known(model, version):
+                # a version configured in the file only: registered, so its health has a home
+                self.registry.register(model, version, None)
+            self.registry.set_tags(model, version, tags)
+        except RegistryError as exc:
+            log.warning(
+                "model %r version %r: health not written to the registry: %s", model, version, exc
+            )
+
+    def _known(self, model: str, version: str) -> bool:
+        try:
+            info = self.registry.model(model)
+        except RegistryError:
+            return False
+        return any(v.version == version for v in info.versions)
