@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from driftline.exceptions import RegistryError
+from driftline.exceptions import RegistryError, UnknownVersion
 from driftline.registry import ModelInfo, VersionInfo
 
 _SCHEMA = """
@@ -147,7 +147,7 @@ class SqliteRegistry:
                 "SELECT 1 FROM versions WHERE model = ? AND version = ?", (model, version)
             ).fetchone()
         if row is None:
-            raise RegistryError(
+            raise UnknownVersion(
                 f"model '{model}' version '{version}' is not registered ({self.url}); "
                 f"register it first: driftline registry register {model} {version} --baseline FILE"
             )

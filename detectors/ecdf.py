@@ -187,7 +187,7 @@ def ks_w1_merge(a: NDArray[np.float64], b: NDArray[np.float64]) -> tuple[float, 
 
     ``ks_w1_sorted`` is built for a reference ~10× the window; on two samples of one size
     its steps are about one value long and each still counts a block, while a merge takes
-    one value per step (~4× faster on two 10,000-value windows). The union is walked in
+    one value per step (compare them with ``python benchmarks/kernels.py``). The union is walked in
     order; after the last copy of a value x (ties are taken from both sides before x
     counts) i = #(a <= x) and j = #(b <= x), and
 

@@ -94,25 +94,39 @@ def numeric_statistics_sorted(
     """:func:`numeric_statistics` of a window already reduced to its sorted finite values
     (what :func:`~driftline.detectors.sorting.finite_sorted` returns), so that one sort
     serves several references."""
-    n = cur.shape[0]
     psi, d, p, js, w1, oor, counts = _numeric_compare(
         ref.sample, ref.integral, ref.edges, ref.proportions, ref.min, ref.max, ref.std, cur
     )
-    if n == 0 or ref.sample.shape[0] == 0:
-        oor = 0
+    return numeric_result(
+        (psi, d, p, js, w1), oor, counts, count, cur.shape[0], missing, nonfinite, type_errors
+    )
+
+
+def numeric_result(
+    values: tuple[float, float, float, float, float],
+    out_of_range: int,
+    bin_counts: NDArray[np.int64],
+    count: int,
+    n: int,
+    missing: int,
+    nonfinite: int,
+    type_errors: int,
+) -> NumericStatistics:
+    """The statistics object from a kernel's (PSI, KS, KS p-value, JS, normed W1)."""
+    psi, d, p, js, w1 = values
     return NumericStatistics(
         count=count,
         n=n,
-        psi=psi,
-        ks_statistic=d,
-        ks_pvalue=p,
-        js_distance=js,
-        wasserstein=w1,
+        psi=float(psi),
+        ks_statistic=float(d),
+        ks_pvalue=float(p),
+        js_distance=float(js),
+        wasserstein=float(w1),
         missing=missing,
         nonfinite=nonfinite,
-        out_of_range=oor,
+        out_of_range=out_of_range,
         type_errors=type_errors,
-        bin_counts=counts,
+        bin_counts=bin_counts,
     )
 
 
@@ -167,19 +181,8 @@ def numeric_statistics_between(
     range for out-of-range), computed by merging the two windows."""
     counts = _bin_counts_sorted(cur, edges)
     psi, d, p, js, w1, oor = _compare_samples(prev, edges, cur, counts)
-    return NumericStatistics(
-        count=count,
-        n=cur.shape[0],
-        psi=psi,
-        ks_statistic=d,
-        ks_pvalue=p,
-        js_distance=js,
-        wasserstein=w1,
-        missing=missing,
-        nonfinite=nonfinite,
-        out_of_range=oor,
-        type_errors=type_errors,
-        bin_counts=counts,
+    return numeric_result(
+        (psi, d, p, js, w1), oor, counts, count, cur.shape[0], missing, nonfinite, type_errors
     )
 
 

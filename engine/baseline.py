@@ -175,8 +175,8 @@ def save(baseline: Baseline, path: str | Path) -> Path:
                 if isinstance(col.reference, NumericReference):
                     buf = io.BytesIO()
                     np.save(buf, col.reference.sample, allow_pickle=False)
-                    # stored, not deflated: floats barely compress, and inflating 21 samples
-                    # of 100,000 took ~0.1 s of every engine start-up
+                    # stored, not deflated: floats barely compress, and inflating them
+                    # delayed every engine start-up
                     zf.writestr(
                         f"columns/{i}/sample.npy", buf.getvalue(), compress_type=zipfile.ZIP_STORED
                     )

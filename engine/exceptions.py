@@ -21,3 +21,7 @@ class BaselineError(DriftlineError):
 
 class RegistryError(DriftlineError):
     """The model registry cannot be reached, or lacks the model or version asked for."""
+
+
+class UnknownVersion(RegistryError):
+    """The registry has no such model version."""

@@ -38,15 +38,12 @@ from driftline.detectors import (
     NumericStatistics,
     Statistic,
     categorical_statistics,
-    numeric_statistics_sorted,
 )
 from driftline.detectors.quality import bucket_counts
-from driftline.detectors.sorting import finite_sorted
 from driftline.numeric import NumericColumns
 from driftline.windows import Window
 
 Stats = NumericStatistics | CategoricalStatistics
-Reference = NumericReference | CategoricalReference
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,12 +59,8 @@ class Prepared:
     type_errors: int
 
 
-def compare(ref: Reference, p: Prepared) -> Stats:
-    if isinstance(ref, NumericReference):
-        values = np.asarray(p.values, dtype=np.float64)  # no copy: already float64
-        return numeric_statistics_sorted(
-            ref, values, p.count, p.missing, p.nonfinite, p.type_errors
-        )
+def compare(ref: CategoricalReference, p: Prepared) -> CategoricalStatistics:
+    """A categorical window against a reference (numeric columns: ``driftline.numeric``)."""
     return categorical_statistics(ref, np.asarray(p.values, dtype=np.int64), p.type_errors)
 
 
@@ -190,11 +183,7 @@ class Monitor:
         return [c.name for c in self.baseline.monitored if c.name not in have]
 
     def prepare(self, column: Column, chunks: list[pa.ChunkedArray | pa.Array]) -> Prepared:
-        """One column of a window, given part by part, converted for comparison."""
-        if isinstance(column.reference, NumericReference):
-            values, errors = _floats(chunks)
-            cur, n_nan, n_inf = finite_sorted(values)
-            return Prepared(True, cur, values.shape[0], n_nan, n_inf, errors)
+        """One categorical column of a window, given part by part, as bucket codes."""
         encoder = self._encoders[column.name]
         encoded = [encoder.encode(c) for c in chunks]
         codes = encoded[0][0] if len(encoded) == 1 else np.concatenate([c for c, _ in encoded])
@@ -245,7 +234,14 @@ class Monitor:
                 (None, None, None)
                 if c is None
                 else (
-                    Prepared(True, c.sorted, c.count, c.missing, c.nonfinite, c.skew.type_errors),
+                    Prepared(
+                        True,
+                        c.sorted,
+                        c.skew.count,
+                        c.skew.missing,
+                        c.skew.nonfinite,
+                        c.skew.type_errors,
+                    ),
                     c.skew,
                     c.drift,
                 )

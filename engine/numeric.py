@@ -26,19 +26,25 @@ from driftline.detectors import NumericReference, NumericStatistics
 from driftline.detectors._jit import kernel
 from driftline.detectors.ecdf import cdf_integral
 from driftline.detectors.sorting import finite_sorted
-from driftline.detectors.statistics import _compare_samples, _numeric_compare
+from driftline.detectors.statistics import _compare_samples, _numeric_compare, numeric_result
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
-
-PSI, KS, KS_P, JS, W1 = range(5)
-"""Columns of the statistics array: one row per (column, window, skew or drift)."""
 
 
 def _offsets(lengths: Sequence[int]) -> I64:
     out = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=out[1:])
     return out
+
+
+@kernel
+def _store(row: F64, psi: float, d: float, p: float, js: float, w1: float) -> None:
+    row[0] = psi
+    row[1] = d
+    row[2] = p
+    row[3] = js
+    row[4] = w1
 
 
 @kernel
@@ -70,8 +76,8 @@ def _compare_columns(
     item's values into ``out_sorted`` (same offsets), count NaN, ±inf and finite values into
     ``ints[item, 0:3]``, the bin counts into ``counts_out`` at ``c_off[item]``, and the
     statistics against the reference (``stats[item, 0]``, out-of-range ``ints[item, 3]``) and
-    against the window before (``stats[item, 1]``, ``ints[item, 4]``; NaN without one)."""
-    nan = math.nan
+    against the window before (``stats[item, 1]``, ``ints[item, 4]``; left as they are
+    without one)."""
     for c in cols:
         s0, s1 = s_off[c], s_off[c + 1]
         sample = samples[s0:s1]
@@ -94,25 +100,15 @@ def _compare_columns(
                 sample, integral, col_edges, col_props, lo[c], hi[c], std[c], cur
             )
             counts_out[c_off[item] : c_off[item] + counts.shape[0]] = counts
-            stats[item, 0, 0] = psi
-            stats[item, 0, 1] = d
-            stats[item, 0, 2] = p
-            stats[item, 0, 3] = js
-            stats[item, 0, 4] = w1
+            _store(stats[item, 0], psi, d, p, js, w1)
             ints[item, 0] = n_nan
             ints[item, 1] = n_inf
             ints[item, 2] = n
             ints[item, 3] = oor
-            if have:
+            if have:  # without a window before, the row stays NaN (and 0 out of range)
                 psi, d, p, js, w1, oor = _compare_samples(before, col_edges, cur, counts)
-            else:
-                psi, d, p, js, w1, oor = nan, nan, nan, nan, nan, 0
-            stats[item, 1, 0] = psi
-            stats[item, 1, 1] = d
-            stats[item, 1, 2] = p
-            stats[item, 1, 3] = js
-            stats[item, 1, 4] = w1
-            ints[item, 4] = oor
+                _store(stats[item, 1], psi, d, p, js, w1)
+                ints[item, 4] = oor
             before = out_sorted[v0 : v0 + n]
             have = True
 
@@ -123,9 +119,6 @@ class Compared:
     the reference and (when there was a window before) against that window."""
 
     sorted: F64
-    count: int
-    missing: int
-    nonfinite: int
     skew: NumericStatistics
     drift: NumericStatistics | None
 
@@ -222,38 +215,11 @@ class NumericColumns:
                 n_nan, n_inf, n, oor, drift_oor = (int(x) for x in ints[item])
                 v0 = int(v_off[item])
                 counts = counts_out[c_off[item] : c_off[item + 1]]
-                sorted_ = out_sorted[v0 : v0 + n]
-                common = (lengths[item], n_nan, n_inf, errors[c][w], counts)
-                skew = _stats(stats[item, 0], oor, n, *common)
+                common = (lengths[item], n, n_nan, n_inf, errors[c][w])
+                skew = numeric_result(tuple(stats[item, 0]), oor, counts, *common)
                 drift = None
                 if present[item - 1] if w > 0 else has_prev[c]:  # a window before
-                    drift = _stats(stats[item, 1], drift_oor, n, *common)
-                row.append(Compared(sorted_, lengths[item], n_nan, n_inf, skew, drift))
+                    drift = numeric_result(tuple(stats[item, 1]), drift_oor, counts, *common)
+                row.append(Compared(out_sorted[v0 : v0 + n], skew, drift))
             out.append(row)
         return out
-
-
-def _stats(
-    s: F64,
-    oor: int,
-    n: int,
-    count: int,
-    missing: int,
-    nonfinite: int,
-    type_errors: int,
-    counts: I64,
-) -> NumericStatistics:
-    return NumericStatistics(
-        count=count,
-        n=n,
-        psi=float(s[PSI]),
-        ks_statistic=float(s[KS]),
-        ks_pvalue=float(s[KS_P]),
-        js_distance=float(s[JS]),
-        wasserstein=float(s[W1]),
-        missing=missing,
-        nonfinite=nonfinite,
-        out_of_range=oor,
-        type_errors=type_errors,
-        bin_counts=counts,
-    )

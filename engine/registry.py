@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from driftline import baseline as bl
 from driftline.baseline import Baseline
-from driftline.exceptions import ConfigError, RegistryError
+from driftline.exceptions import ConfigError, RegistryError, UnknownVersion
 from driftline.health import Change
 
 log = logging.getLogger("driftline.registry")
@@ -153,18 +153,15 @@ class HealthTags:
             UPDATED_TAG: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
         try:
-            if self.registry.baseline(model, version) is None and not self._known(model, version):
-                # a version configured in the file only: registered, so its health has a home
-                self.registry.register(model, version, None)
-            self.registry.set_tags(model, version, tags)
+            self._write(model, version, tags)
         except RegistryError as exc:
             log.warning(
                 "model %r version %r: health not written to the registry: %s", model, version, exc
             )
 
-    def _known(self, model: str, version: str) -> bool:
+    def _write(self, model: str, version: str, tags: dict[str, str]) -> None:
         try:
-            info = self.registry.model(model)
-        except RegistryError:
-            return False
-        return any(v.version == version for v in info.versions)
+            self.registry.set_tags(model, version, tags)
+        except UnknownVersion:  # configured in the file only: registered, so that its
+            self.registry.register(model, version, None)  # health has a home
+            self.registry.set_tags(model, version, tags)

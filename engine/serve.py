@@ -302,24 +302,17 @@ def serve(config: Config, opts: ServeOptions) -> int:
     check_topics(
         config.kafka, [*inputs, topics.windows, topics.dead_letter], create=opts.create_topics
     )
-    registry = None
+    registry = resolver = on_change = None
     if config.registry is not None:
         from driftline.engine import ConfigBaselines
         from driftline.registry import HealthTags, RegistryBaselines, open_registry
 
         registry = open_registry(config.registry, config.path.parent)
+        resolver = RegistryBaselines(registry, ConfigBaselines(config))
+        on_change = HealthTags(registry)
     with StateDir(config.state_dir) as state:
         sink = KafkaSink(config.kafka)
-        if registry is not None:
-            engine = Engine(
-                config,
-                sink,
-                RegistryBaselines(registry, ConfigBaselines(config)),
-                threads=opts.threads,
-                on_change=HealthTags(registry),
-            )
-        else:
-            engine = Engine(config, sink, threads=opts.threads)
+        engine = Engine(config, sink, resolver, threads=opts.threads, on_change=on_change)
         try:
 
             def factory(**callbacks: Any) -> KafkaSource:

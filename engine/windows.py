@@ -91,9 +91,6 @@ class Window:
     def _names(self) -> list[frozenset[str]]:
         return [frozenset(t.column_names) for t in self.parts]
 
-    def has(self, name: str) -> bool:
-        return any(name in names for names in self._names)
-
     def column_names(self) -> set[str]:
         """Every column some part has."""
         return set().union(*self._names)

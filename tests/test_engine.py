@@ -17,33 +17,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from kafka_io import arrow_message, events
+from sinks import MemorySink
 
 from driftline import baseline as bl
 from driftline import config as cfgmod
 from driftline.build import BuildOptions, build_from_file
-from driftline.engine import Engine, Messages, Origin
-from driftline.events import ARROW, JSON, DeadLetter
+from driftline.engine import Engine, Messages
+from driftline.events import ARROW, JSON
 from driftline.example import write_example
 from driftline.exceptions import ConfigError
 from driftline.monitor import Monitor, policy_for
 from driftline.state import StateDir, StateError
 from driftline.windows import count_windows
-
-
-class MemorySink:
-    def __init__(self) -> None:
-        self.records: list[dict[str, Any]] = []
-        self.dead: list[tuple[DeadLetter, Origin]] = []
-        self.flushes = 0
-
-    def publish(self, record: dict[str, Any]) -> None:
-        self.records.append(orjson.loads(orjson.dumps(record)))  # as a consumer sees it
-
-    def dead_letter(self, letter: DeadLetter, origin: Origin) -> None:
-        self.dead.append((letter, origin))
-
-    def flush(self) -> None:
-        self.flushes += 1
 
 
 @pytest.fixture(scope="module")

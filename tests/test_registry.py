@@ -11,6 +11,7 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 from kafka_io import events
+from sinks import MemorySink
 
 from driftline import baseline as bl
 from driftline import config as cfgmod
@@ -121,20 +122,6 @@ def test_config_needs_a_baseline_or_a_registry(tmp_path: Path) -> None:
         cfgmod.load(write_config(tmp_path, "[registry]\nurl = 'reg.db'\n"))
 
 
-class Sink:
-    def __init__(self) -> None:
-        self.records: list[dict[str, object]] = []
-
-    def publish(self, record: dict[str, object]) -> None:
-        self.records.append(record)
-
-    def dead_letter(self, letter: object, origin: object) -> None:
-        raise AssertionError(f"unexpected dead letter {letter}")
-
-    def flush(self) -> None:
-        pass
-
-
 def test_engine_resolves_baselines_and_writes_health(data: Path, tmp_path: Path) -> None:
     """No baseline in the config: the registry links it; the drifting serving data move the
     version's health, and the registry's tags follow every change."""
@@ -142,7 +129,7 @@ def test_engine_resolves_baselines_and_writes_health(data: Path, tmp_path: Path)
     reg = open_registry(cfg.registry or "", cfg.path.parent)
     link = ["registry", "register", "fraud", "7", "--baseline", str(data / "fraud.dlb")]
     assert main([*link, "--registry", reg.url]) == 0
-    sink = Sink()
+    sink = MemorySink()
     changes = []
     tags = HealthTags(reg)
 
@@ -156,6 +143,7 @@ def test_engine_resolves_baselines_and_writes_health(data: Path, tmp_path: Path)
     engine.process(Messages("inf", 0, list(range(n)), values, [JSON] * n, [0.0] * n))
     engine.close()
     assert sink.records, "the registry's baseline was not used"
+    assert not sink.dead
     assert changes, "the example's serving data drift: health must change"
     info = reg.model("fraud")
     got = info.versions[0].tags
