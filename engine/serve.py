@@ -16,6 +16,7 @@ checkpoint.
 
 from __future__ import annotations
 
+import gc
 import logging
 import queue
 import signal
@@ -212,6 +213,12 @@ class Server:
             self.engine.restore(snap)
             self._owned = set(self.engine.positions)
         self.source.start()
+        # What is alive now (modules, compiled kernels, baselines, the restored state) lives
+        # as long as the process: moved out of the cyclic collector's sight, it is not walked
+        # again by every full collection while events flow (gc.freeze; ~6 % of the engine's
+        # CPU on Arrow input went to such walks, measured with perf)
+        gc.collect()
+        gc.freeze()
         interval = self.config.checkpoint_interval
         next_checkpoint = time.monotonic() + interval
         pending: Future[dict[Partition, int]] | None = None
