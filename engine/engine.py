@@ -36,6 +36,7 @@ from driftline.events import MESSAGE, DeadLetter, FieldMap, decode_batch
 from driftline.exceptions import BaselineError
 from driftline.health import Change, Health, HealthTracker
 from driftline.monitor import Monitor, Prepared, policy_for, resolve_columns
+from driftline.proxy import ProxyBaseline, ProxyConfig, ProxyTracker
 from driftline.state import Snapshot, offsets_from_json, offsets_to_json
 from driftline.windows import CountWindower, TimeWindower, Window, Windower, restore_windower
 
@@ -147,6 +148,8 @@ class Engine:
         self.fields = fields or config.fields
         self.streams: dict[tuple[str, str, str], Stream] = {}
         self.health: dict[tuple[str, str], HealthTracker] = {}
+        self.proxies: dict[tuple[str, str], ProxyTracker] = {}
+        """The proxy series of each model version (its inference stream's windows)."""
         self.positions: dict[tuple[str, int], int] = {}
         """Next offset to read per (topic, partition): everything before it is in the state."""
         self.counters = EngineCounters()
@@ -241,6 +244,10 @@ class Engine:
         log.info("monitoring model %r version %r (%s events)", model, version, source)
         return stream
 
+    def _proxy_config(self, model: str) -> ProxyConfig:
+        m = self.config.model(model)
+        return m.proxy if m is not None else ProxyConfig()
+
     def _monitor(self, baseline: Baseline, model: str, version: str) -> Monitor:
         return Monitor(
             baseline,
@@ -249,13 +256,30 @@ class Engine:
             version,
             threads=self._workers,
             pool=self._pool,
+            proxy=self._proxy_config(model),
         )
+
+    def _tracker(self, stream: Stream) -> ProxyTracker:
+        key = (stream.model, stream.version)
+        tracker = self.proxies.get(key)
+        if tracker is None:
+            cfg = self._proxy_config(stream.model)
+            baseline = ProxyBaseline.of(stream.monitor.baseline, cfg)
+            tracker = self.proxies[key] = ProxyTracker(cfg, baseline)
+        return tracker
 
     def _columns(self, stream: Stream, table: pa.Table) -> pa.Table:
         """The event table reduced to the time and the baseline's columns, under their
         baseline names (the event's ``prediction`` is the baseline's prediction column)."""
         mapping = resolve_columns(stream.monitor.baseline, table.column_names)
         mapping.pop("ts", None)  # the event time, whatever the baseline calls a column
+        have = set(table.column_names)
+        for name in stream.monitor.proxy.fields if stream.monitor.proxy else ():
+            if name in mapping.values():  # a baseline column already
+                continue
+            found = next((c for c in (name, f"features.{name}") if c in have), None)
+            if found is not None and found not in mapping:
+                mapping[found] = name
         return table.select(["ts", *mapping]).rename_columns(["ts", *mapping.values()])
 
     def _close(self, stream: Stream, windows: list[Window]) -> None:
@@ -274,6 +298,17 @@ class Engine:
         if drift is not None and drift["dataset_drift"]["drift"]:
             observed = max(observed, Health.WARNING)
         reasons = tuple(skew["reasons"])
+        proxy = skew.get("proxy")
+        if proxy is not None and stream.source == INFERENCE:
+            changes, proxy_reasons, severity = self._tracker(stream).update(proxy)
+            proxy["baseline"] = dict(self._tracker(stream).baseline.values)
+            proxy["changes"] = changes
+            if proxy_reasons:
+                level = Health.parse(severity)
+                observed = max(observed, level)
+                skew["health"] = str(max(Health.parse(skew["health"]), level))
+                reasons += tuple(proxy_reasons)
+                skew["reasons"] = [*skew["reasons"], *proxy_reasons]
         if drift is not None:  # what the skew reasons do not already say
             seen = set(reasons)
             reasons += tuple(f"vs previous window: {r}" for r in drift["reasons"] if r not in seen)
@@ -361,10 +396,15 @@ class Engine:
                 }
             )
         health = [{"model": m, "version": v, **t.snapshot()} for (m, v), t in self.health.items()]
+        proxies = []
+        for i, ((m, v), tracker) in enumerate(self.proxies.items()):
+            arrays[f"proxy{i}"] = np.frombuffer(tracker.dumps(), dtype=np.uint8)
+            proxies.append([m, v])
         meta = {
             "positions": offsets_to_json(self.positions),
             "streams": streams,
             "health": health,
+            "proxies": proxies,
         }
         return Snapshot(meta, tables, arrays)
 
@@ -376,6 +416,10 @@ class Engine:
             state = {k: v for k, v in h.items() if k not in ("model", "version")}
             state["hysteresis"] = self.config.hysteresis
             self.health[(h["model"], h["version"])] = HealthTracker.restore(state)
+        proxy_state = {
+            (m, v): snap.arrays[f"proxy{i}"].tobytes()
+            for i, (m, v) in enumerate(meta.get("proxies", []))
+        }
         for i, s in enumerate(meta["streams"]):
             baseline = self.resolver.resolve(s["model"], s["version"])
             if baseline is None:
@@ -408,6 +452,9 @@ class Engine:
                 {(str(t), int(p)) for t, p in s["partitions"]},
             )
             self.streams[(stream.model, stream.version, stream.source)] = stream
+            data = proxy_state.get((stream.model, stream.version))
+            if data is not None and stream.source == INFERENCE:
+                self._tracker(stream).loads(data)
         log.info(
             "resumed from the checkpoint: %d streams, %d partitions",
             len(self.streams),

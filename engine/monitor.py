@@ -41,6 +41,7 @@ from driftline.detectors import (
 )
 from driftline.detectors.quality import bucket_counts
 from driftline.numeric import NumericColumns
+from driftline.proxy import ProxyConfig, window_metrics
 from driftline.windows import Window
 
 Stats = NumericStatistics | CategoricalStatistics
@@ -151,6 +152,8 @@ class Monitor:
     calibrated thresholds, which were bootstrapped for the training baseline)."""
     pool: ThreadPoolExecutor | None = None
     """A pool shared with other monitors (the engine runs many); not shut down by close()."""
+    proxy: ProxyConfig | None = None
+    """Proxy metrics to compute per window (the skew record's ``proxy``); None: none."""
 
     def __post_init__(self) -> None:
         if self.threads < 0:
@@ -266,9 +269,14 @@ class Monitor:
         done = [by_name[c.name] for c in cols]
         assert self.drift_policy is not None  # set in __post_init__
         records: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
+        pred = self.baseline.prediction
+        pred_rows = by_name[pred.name] if pred is not None else None
         for i, w in enumerate(windows):
             skew = {c.name: rows[i][1] for c, rows in zip(cols, done, strict=True)}
             skew_record = self._record(w, skew, self.policy, "skew")
+            if self.proxy is not None:
+                prepared = pred_rows[i][0] if pred_rows is not None else None
+                skew_record["proxy"] = self._proxy(self.proxy, w, prepared, present[i])
             drift_record = None
             if i > 0 or previous is not None:
                 drift = {c.name: rows[i][2] for c, rows in zip(cols, done, strict=True)}
@@ -276,6 +284,25 @@ class Monitor:
             records.append((skew_record, drift_record))
         last = {c.name: rows[-1][0] for c, rows in zip(cols, done, strict=True)}
         return records, last
+
+    def _proxy(
+        self, cfg: ProxyConfig, window: Window, pred: Prepared | None, have: set[str]
+    ) -> dict[str, Any]:
+        numeric_pred = pred is not None and pred.numeric
+        span = None
+        if window.start is not None and window.end is not None:
+            span = window.end - window.start
+        fields = {
+            name: _floats(window.chunks(name))[0] if name in have else None for name in cfg.fields
+        }
+        return window_metrics(
+            cfg,
+            np.asarray(pred.values, dtype=np.float64) if numeric_pred and pred else None,
+            pred.count if pred is not None else 0,
+            window.count,
+            span,
+            fields,
+        )
 
     def _record(
         self, window: Window, stats: dict[str, Stats | None], policy: DriftPolicy, kind: str

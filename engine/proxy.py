@@ -1,0 +1,272 @@
+"""Proxy metrics of a model version's windows, and the jumps in them.
+
+Before labels arrive, what the model outputs is the first sign of trouble. Per window:
+
+- ``prediction_mean``: the mean of the finite predictions;
+- ``positive_rate`` (classification): the share of predictions at or above the threshold;
+- ``prediction_null_rate``: the share of events whose prediction is missing or not finite;
+- ``event_rate``: events per second of event time (``null`` when the window spans none);
+- the mean of every numeric field the user names (``[models.proxy] fields``), e.g. a
+  latency or a user action such as "moved to spam" (0/1);
+- ``estimated`` (classification, scores in [0, 1]): accuracy, precision, recall and ROC AUC
+  expected from the scores alone, assuming they are calibrated probabilities — the
+  confidence-based performance estimation (CBPE) of NannyML's documentation: a prediction
+  scored p is correct with probability p when called positive and 1 − p when called
+  negative, so the expected confusion matrix is a sum of scores (expected TP = Σ p over the
+  positives called, FP = Σ (1 − p) over them, FN = Σ p over the negatives called).
+
+Each series is checked for jumps two ways (:class:`ProxyTracker`):
+
+- river's change detectors, Page-Hinkley (Page 1954; Hinkley 1971) by default or ADWIN
+  (Bifet & Gavaldà 2007), fed the value relative to the training baseline (value / baseline,
+  so 1.0 means "as in training" and one threshold fits every metric), or the raw value
+  when there is no baseline (event rate, fields not in the baseline);
+- relative-change rules against the baseline (``[[models.proxy.rules]]``), e.g.
+  ``metric = "positive_rate", max_ratio = 3.0``: "positive rate up 3× vs training".
+
+A detected change or a broken rule is a reason of the window's health (``warning``, or the
+rule's ``severity``).
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from river import drift
+
+from driftline.baseline import Baseline
+from driftline.detectors import NumericReference
+
+TASKS = ("classification", "regression")
+DETECTORS = ("page_hinkley", "adwin", "none")
+SEVERITIES = ("warning", "critical")
+_TOL = 1e-12
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A window's ``metric`` against its training value: broken when the ratio
+    value / baseline is at least ``max_ratio`` or at most ``min_ratio``."""
+
+    metric: str
+    max_ratio: float | None = None
+    min_ratio: float | None = None
+    severity: str = "warning"
+
+    def check(self, value: float | None, baseline: float | None) -> str | None:
+        """The reason when broken, else None (also when either side is unknown or 0)."""
+        if value is None or baseline is None or baseline == 0:
+            return None
+        ratio = value / baseline
+        # compared with a relative tolerance of 1e-12: 0.3 / 0.1 is 2.9999999999999996
+        if self.max_ratio is not None and ratio >= self.max_ratio * (1 - _TOL):
+            return f"{self.metric} {value:.4g} is {ratio:.2f}× training ({baseline:.4g})"
+        if self.min_ratio is not None and ratio <= self.min_ratio * (1 + _TOL):
+            return f"{self.metric} {value:.4g} is {ratio:.2f}× training ({baseline:.4g})"
+        return None
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """``[models.proxy]``."""
+
+    task: str = "classification"
+    threshold: float = 0.5
+    """Classification: a prediction at or above it is a positive."""
+    fields: tuple[str, ...] = ()
+    """Numeric event fields (features or top-level) whose window mean is tracked."""
+    detector: str = "page_hinkley"
+    rules: tuple[Rule, ...] = ()
+    ph_threshold: float = 1.0
+    """Page-Hinkley's threshold on the cumulative deviation of the relative series: 1.0
+    is, e.g., one window at 2× training, or five windows 20 % off."""
+    min_windows: int = 5
+    """Windows seen before a detector may signal."""
+
+
+@dataclass(frozen=True)
+class ProxyBaseline:
+    """The training values the relative series and the rules are measured against."""
+
+    values: Mapping[str, float]
+
+    @classmethod
+    def of(cls, baseline: Baseline, cfg: ProxyConfig) -> ProxyBaseline:
+        out: dict[str, float] = {}
+        pred = baseline.prediction
+        if pred is not None and isinstance(pred.reference, NumericReference):
+            ref = pred.reference
+            out["prediction_mean"] = ref.mean
+            total = ref.count + ref.missing + ref.nonfinite
+            if total:
+                out["prediction_null_rate"] = (ref.missing + ref.nonfinite) / total
+            if cfg.task == "classification" and ref.sample.shape[0]:
+                below = np.searchsorted(ref.sample, cfg.threshold, side="left")
+                out["positive_rate"] = 1.0 - below / ref.sample.shape[0]
+        for name in cfg.fields:
+            col = next((c for c in baseline.monitored if c.name == name), None)
+            if col is not None and isinstance(col.reference, NumericReference):
+                out[name] = col.reference.mean
+        return cls({k: float(v) for k, v in out.items() if math.isfinite(v)})
+
+
+def _mean(values: NDArray[np.float64]) -> float | None:
+    return float(values.mean()) if values.shape[0] else None
+
+
+def estimated_quality(scores: NDArray[np.float64], threshold: float) -> dict[str, float | None]:
+    """CBPE: accuracy, precision, recall and ROC AUC expected from sorted finite scores in
+    [0, 1], taken as calibrated probabilities of the positive class (see the module
+    docstring). AUC: the expected ROC curve has TPR(t) = Σ_{p ≥ t} p / Σ p and
+    FPR(t) = Σ_{p ≥ t} (1 − p) / Σ (1 − p); its area by the trapezoid rule over the
+    distinct scores."""
+    n = scores.shape[0]
+    none: dict[str, float | None] = {
+        "accuracy": None,
+        "precision": None,
+        "recall": None,
+        "roc_auc": None,
+    }
+    if n == 0 or scores[0] < 0.0 or scores[-1] > 1.0:
+        return none
+    k = int(np.searchsorted(scores, threshold, side="left"))  # the first positive call
+    pos, neg = scores[k:], scores[:k]
+    tp = float(pos.sum())
+    fp = float((1.0 - pos).sum())
+    fn = float(neg.sum())
+    tn = float((1.0 - neg).sum())
+    out = dict(none)
+    out["accuracy"] = (tp + tn) / n
+    out["precision"] = tp / (tp + fp) if pos.shape[0] else None
+    out["recall"] = tp / (tp + fn) if tp + fn > 0 else None
+    p_all, q_all = tp + fn, fp + tn
+    if p_all > 0 and q_all > 0:
+        # sweep the threshold down through the distinct scores
+        desc = scores[::-1]
+        tps = np.cumsum(desc)
+        fps = np.cumsum(1.0 - desc)
+        last = np.append(desc[1:] != desc[:-1], True)  # the end of each run of ties
+        tpr = np.concatenate(([0.0], tps[last] / p_all))
+        fpr = np.concatenate(([0.0], fps[last] / q_all))
+        out["roc_auc"] = float(np.sum((fpr[1:] - fpr[:-1]) * (tpr[1:] + tpr[:-1]) / 2.0))
+    return out
+
+
+def window_metrics(
+    cfg: ProxyConfig,
+    predictions: NDArray[np.float64] | None,
+    prediction_count: int,
+    count: int,
+    span: float | None,
+    fields: Mapping[str, NDArray[np.float64] | None],
+) -> dict[str, Any]:
+    """The proxy metrics of one window: ``predictions`` sorted and finite (None when the
+    window has no prediction column), ``prediction_count`` its rows, ``count`` the events,
+    ``span`` the event time it covers in seconds, ``fields`` each named field's values
+    (NaN where missing; None when absent)."""
+    out: dict[str, Any] = {}
+    if predictions is not None:
+        n = predictions.shape[0]
+        out["prediction_mean"] = _mean(predictions)
+        out["prediction_null_rate"] = (
+            (prediction_count - n) / prediction_count if prediction_count else None
+        )
+        if cfg.task == "classification":
+            above = n - int(np.searchsorted(predictions, cfg.threshold, side="left"))
+            out["positive_rate"] = above / n if n else None
+            out["estimated"] = estimated_quality(predictions, cfg.threshold)
+    out["event_rate"] = count / span if span is not None and span > 0 else None
+    for name, values in fields.items():
+        if values is None:
+            out[name] = None
+            continue
+        finite = values[np.isfinite(values)]
+        out[name] = _mean(finite)
+    return out
+
+
+SERIES = ("prediction_mean", "positive_rate", "prediction_null_rate", "event_rate")
+
+
+@dataclass
+class ProxyTracker:
+    """The proxy series of one model version: a change detector per series and the rules.
+    Pickled whole into checkpoints (river's detectors are plain Python objects), so that a
+    restarted engine signals exactly where an uninterrupted one would."""
+
+    cfg: ProxyConfig
+    baseline: ProxyBaseline
+    detectors: dict[str, Any] = field(default_factory=dict)
+    seen: dict[str, int] = field(default_factory=dict)
+
+    def _detector(self, metric: str) -> Any:
+        d = self.detectors.get(metric)
+        if d is None:
+            if self.cfg.detector == "adwin":
+                # clock=1: check for a cut at every window, not every 32nd (the default
+                # suits a series of single events; this one gets a value per window)
+                d = drift.ADWIN(  # type: ignore[no-untyped-call]
+                    clock=1, grace_period=self.cfg.min_windows, min_window_length=2
+                )
+            else:
+                d = drift.PageHinkley(
+                    min_instances=self.cfg.min_windows, threshold=self.cfg.ph_threshold
+                )
+            self.detectors[metric] = d
+        return d
+
+    def update(self, metrics: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[str], str]:
+        """Feed one window's metrics. Returns (changes for the record, health reasons, the
+        worst severity among them or "ok")."""
+        changes: list[dict[str, Any]] = []
+        reasons: list[str] = []
+        severity = "ok"
+        names = [m for m in (*SERIES, *self.cfg.fields) if metrics.get(m) is not None]
+        for metric in names:
+            value = float(metrics[metric])
+            base = self.baseline.values.get(metric)
+            if self.cfg.detector != "none" and math.isfinite(value):
+                x = value / base if base else value
+                det = self._detector(metric)
+                det.update(x)
+                self.seen[metric] = self.seen.get(metric, 0) + 1
+                if det.drift_detected:
+                    changes.append(
+                        {
+                            "metric": metric,
+                            "by": self.cfg.detector,
+                            "value": value,
+                            "baseline": base,
+                        }
+                    )
+                    reasons.append(f"{metric}: jump to {value:.4g} ({self.cfg.detector})")
+                    severity = "warning" if severity == "ok" else severity
+        for rule in self.cfg.rules:
+            observed = metrics.get(rule.metric)
+            reason = rule.check(observed, self.baseline.values.get(rule.metric))
+            if reason is not None:
+                changes.append(
+                    {
+                        "metric": rule.metric,
+                        "by": "rule",
+                        "value": observed,
+                        "baseline": self.baseline.values.get(rule.metric),
+                        "severity": rule.severity,
+                    }
+                )
+                reasons.append(reason)
+                if rule.severity == "critical" or severity == "ok":
+                    severity = rule.severity
+        return changes, reasons, severity
+
+    def dumps(self) -> bytes:
+        return pickle.dumps((self.detectors, self.seen))
+
+    def loads(self, data: bytes) -> None:
+        self.detectors, self.seen = pickle.loads(data)  # the engine's own state directory
