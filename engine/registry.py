@@ -2,10 +2,13 @@
 where driftline writes each version's health back.
 
 ``open_registry(url)`` understands ``sqlite:///path.db`` (the built-in registry,
-:mod:`driftline.connectors.sqlite_registry`). The engine resolves a version's baseline
-through :class:`RegistryBaselines` (registry first, then the config file) and writes the
-tags ``driftline.health``, ``driftline.reason`` and ``driftline.updated`` on every health
-change through :class:`HealthTags`.
+:mod:`driftline.connectors.sqlite_registry`) and ``mlflow+http://host:port`` /
+``mlflow+https://host[/path]`` (an MLflow Model Registry over its REST API,
+:mod:`driftline.connectors.mlflow_registry`: a driftline version is the MLflow version
+number, the baseline link is the version tag ``driftline.baseline``). The engine resolves a
+version's baseline through :class:`RegistryBaselines` (registry first, then the config file)
+and writes the tags ``driftline.health``, ``driftline.reason`` and ``driftline.updated`` on
+every health change through :class:`HealthTags`.
 """
 
 from __future__ import annotations
@@ -86,7 +89,8 @@ class Registry(Protocol):
 
 def open_registry(url: str, base: Path | None = None) -> Registry:
     """The registry at ``url``; a relative SQLite path is taken from ``base`` (the config
-    file's directory) or the working directory."""
+    file's directory) or the working directory. An MLflow registry is not contacted until
+    its first call."""
     if url.startswith("sqlite:///"):
         from driftline.connectors.sqlite_registry import SqliteRegistry
 
@@ -94,12 +98,14 @@ def open_registry(url: str, base: Path | None = None) -> Registry:
         if not path.is_absolute() and base is not None:
             path = base / path
         return SqliteRegistry(path)
-    if url.startswith("mlflow+"):
-        raise ConfigError(
-            f"registry {url!r}: the MLflow backend is not available in this version of "
-            "driftline; use the built-in registry (sqlite:///path.db)"
-        )
-    raise ConfigError(f"registry {url!r}: expected sqlite:///path.db")
+    if url.startswith(("mlflow+http://", "mlflow+https://")):
+        from driftline.connectors.mlflow_registry import MlflowRegistry
+
+        return MlflowRegistry(url)
+    raise ConfigError(
+        f"registry {url!r}: expected sqlite:///path.db, mlflow+http://host:port or "
+        "mlflow+https://host"
+    )
 
 
 def registry_url(option: str | None, config_url: str | None) -> str:

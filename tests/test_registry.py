@@ -70,10 +70,13 @@ def test_registry_urls(tmp_path: Path) -> None:
     reg = open_registry("sqlite:///reg.db", tmp_path)
     assert reg.url == f"sqlite:///{tmp_path / 'reg.db'}"
     reg.close()
-    with pytest.raises(ConfigError, match="MLflow backend is not available"):
-        open_registry("mlflow+http://127.0.0.1:5000")
-    with pytest.raises(ConfigError, match="expected sqlite"):
+    mlflow = open_registry("mlflow+http://127.0.0.1:5000/")  # not contacted until used
+    assert mlflow.url == "mlflow+http://127.0.0.1:5000"
+    mlflow.close()
+    with pytest.raises(ConfigError, match=r"expected sqlite:///path\.db, mlflow\+http://"):
         open_registry("postgres://x")
+    with pytest.raises(ConfigError, match="expected sqlite"):
+        open_registry("mlflow+ftp://x")
 
 
 def test_cli_register_alias_show(
