@@ -187,6 +187,7 @@ session_timeout_ms = 6000
 inference = "{topic}"
 windows = "windows"
 dead_letter = "dead"
+alerts = "alerts"
 [state]
 dir = "{state}"
 [window]
@@ -235,7 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     with tansu(tmp / "tansu.log") as broker:
         admin = KafkaAdminClient(bootstrap_servers=broker)
-        admin.create_topics([NewTopic(n, 1, 1) for n in ("json", "arrow", "windows", "dead")])
+        admin.create_topics(
+            [NewTopic(n, 1, 1) for n in ("json", "arrow", "windows", "dead", "alerts")]
+        )
         admin.close()
         formats = [f for f in ("json", "arrow") if f in args.formats.split(",")]
         for fmt in formats:

@@ -256,6 +256,7 @@ class KafkaSink:
     def __init__(self, cfg: KafkaConfig, *, flush_timeout: float = 30.0) -> None:
         self.windows_topic = cfg.topics.windows
         self.dead_letter_topic = cfg.topics.dead_letter
+        self.alerts_topic = cfg.topics.alerts
         self.flush_timeout = flush_timeout
         try:
             self.producer = KafkaProducer(
@@ -280,6 +281,17 @@ class KafkaSink:
             self.windows_topic,
             value=value,
             key=str(record["model"]).encode(),
+            headers=[("content-type", b"application/json")],
+        )
+        future.add_errback(self._failed)
+
+    def publish_alert(self, fingerprint: str, alert: dict[str, Any]) -> None:
+        """An alert in driftline's JSON format to the alerts topic, keyed by fingerprint (one
+        model version's alerts stay in order on one partition)."""
+        future = self.producer.send(
+            self.alerts_topic,
+            value=orjson.dumps(alert),
+            key=fingerprint.encode(),
             headers=[("content-type", b"application/json")],
         )
         future.add_errback(self._failed)

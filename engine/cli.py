@@ -163,8 +163,11 @@ def _parser() -> argparse.ArgumentParser:
         help="run the engine: consume Kafka events, publish window records",
         description="Consume inference (and feature) events from Kafka, window them per model "
         "version, compare every window with the training baseline (skew) and with the "
-        "previous window (drift), track health with hysteresis, publish one record per "
-        "closed window to the windows topic and bad messages to the dead-letter topic. "
+        "previous window (drift), with proxy metrics of the predictions ([models.proxy]), "
+        "track health with hysteresis, publish one record per closed window to the windows "
+        "topic and bad messages to the dead-letter topic; every health change is an alert "
+        "on the alerts topic and to each [[alerts.receivers]] webhook (durable outbox, "
+        "retries), and is written to the registry ([registry] url). "
         "State is checkpointed under state.dir; offsets are committed only after the "
         "checkpoint covering them is durable. SIGTERM drains and exits 0.",
         epilog="Example: driftline serve --config driftline.toml --create-topics",
@@ -215,7 +218,8 @@ def _parser() -> argparse.ArgumentParser:
         "the health driftline writes back (tags driftline.health, driftline.reason, "
         "driftline.updated). The registry is --registry URL, else the --config file's "
         "[registry] url, else $DRIFTLINE_REGISTRY. URL: sqlite:///path.db (the built-in "
-        "registry, created on first use).",
+        "registry, created on first use) or mlflow+http://host:port, mlflow+https://host "
+        "(an MLflow Model Registry; versions are MLflow's version numbers).",
         epilog="Example: driftline registry register fraud 7 --baseline fraud.dlb "
         "--registry sqlite:///registry.db && driftline registry alias fraud production 7 "
         "--registry sqlite:///registry.db && driftline registry show fraud "
@@ -223,7 +227,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     rsub = rg.add_subparsers(dest="registry_command", required=True, metavar="ACTION")
     reg_common = argparse.ArgumentParser(add_help=False)
-    reg_common.add_argument("--registry", metavar="URL", help="sqlite:///path.db")
+    reg_common.add_argument(
+        "--registry", metavar="URL", help="sqlite:///path.db or mlflow+http://host:port"
+    )
     reg_common.add_argument("--config", help="a driftline.toml whose [registry] url to use")
     rr = rsub.add_parser(
         "register", parents=[reg_common], help="register a model version and link its baseline"
@@ -424,11 +430,16 @@ def _check(args: argparse.Namespace) -> int:
     t = cfg.kafka.topics
     print(f"{cfg.path}: ok")
     print(f"  kafka {cfg.kafka.bootstrap_servers}, group {cfg.kafka.group_id}")
-    print(f"  topics: inference {t.inference}, windows {t.windows}, dead letter {t.dead_letter}")
+    print(
+        f"  topics: inference {t.inference}, windows {t.windows}, dead letter "
+        f"{t.dead_letter}, alerts {t.alerts}"
+    )
     print(f"  windows of {window}; health changes after {cfg.hysteresis} windows")
     print(f"  state in {cfg.state_dir}")
     if cfg.registry:
         print(f"  registry {cfg.registry}")
+    receivers = ", ".join(f"{r.name} ({r.format})" for r in cfg.alerts.receivers)
+    print(f"  alerts to the alerts topic{' and ' + receivers if receivers else ''}")
     for m in cfg.models:
         versions = ", ".join(f"{v}: {p}" for v, p in m.versions.items())
         print(

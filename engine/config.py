@@ -32,9 +32,13 @@ from pathlib import Path
 from typing import Any
 
 from driftline import baseline as bl
+from driftline.alerts import FORMATS, RenderOptions
+from driftline.connectors.webhooks import Receiver
 from driftline.detectors import DriftPolicy, Statistic
 from driftline.events import FieldMap
 from driftline.exceptions import BaselineError, ConfigError
+from driftline.outbox import RetryPolicy
+from driftline.proxy import DETECTORS, SERIES, SEVERITIES, TASKS, ProxyConfig, Rule
 from driftline.windows import parse_duration
 
 
@@ -139,6 +143,7 @@ class Topics:
     features: str | None = None
     labels: str | None = None
     windows: str = "driftline.windows"
+    alerts: str = "driftline.alerts"
     dead_letter: str = "driftline.dead-letter"
 
 
@@ -173,10 +178,24 @@ class ModelConfig:
     baseline: Path | None
     versions: Mapping[str, Path] = field(default_factory=dict)
     categorical: tuple[str, ...] = ()
+    proxy: ProxyConfig = field(default_factory=ProxyConfig)
+    """``[models.proxy]``: proxy metrics, their change detectors and rules."""
 
     def baseline_for(self, version: str) -> Path | None:
         """The baseline of ``version``: its own, or the model's default."""
         return self.versions.get(version, self.baseline)
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    """``[alerts]`` and its ``[[alerts.receivers]]``."""
+
+    receivers: tuple[Receiver, ...] = ()
+    outbox: Path | None = None
+    """The durable outbox (SQLite); default ``<state.dir>/alerts.db``."""
+    outbox_max_rows: int = 10_000
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    render: RenderOptions = field(default_factory=RenderOptions)
 
 
 @dataclass(frozen=True)
@@ -193,6 +212,7 @@ class Config:
     fields: FieldMap = field(default_factory=FieldMap)
     registry: str | None = None
     """``[registry] url``: where versions' baselines are resolved and health is written."""
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
 
     def model(self, name: str) -> ModelConfig | None:
         return next((m for m in self.models if m.name == name), None)
@@ -263,9 +283,103 @@ def _models(
                 f"{t.path}.baseline is required (or one per version under versions, or a "
                 "[registry] that links baselines to versions)"
             )
-        out.append(ModelConfig(name, baseline, versions, t.strings("categorical")))
+        out.append(
+            ModelConfig(
+                name, baseline, versions, t.strings("categorical"), _proxy(t.table("proxy"))
+            )
+        )
         t.done()
     return tuple(out)
+
+
+def _proxy(t: _Table) -> ProxyConfig:
+    inf = float("inf")
+    fields = t.strings("fields")
+    for name in fields:
+        if name in SERIES:
+            raise ConfigError(f"{t.path}.fields: {name!r} is a built-in proxy metric")
+    rules = []
+    metrics = (*SERIES, *fields)
+    for r in t.tables("rules"):
+        metric = r.string("metric", required=True)
+        if metric not in metrics:
+            raise ConfigError(f"{r.path}.metric must be one of {list(metrics)}, got {metric!r}")
+        rule = Rule(
+            metric,
+            r.number("max_ratio", 0.0, low=0.0, high=inf) or None,
+            r.number("min_ratio", 0.0, low=0.0, high=inf) or None,
+            r.choice("severity", SEVERITIES, "warning"),
+        )
+        if rule.max_ratio is None and rule.min_ratio is None:
+            raise ConfigError(f"{r.path}: give max_ratio and/or min_ratio")
+        rules.append(rule)
+        r.done()
+    cfg = ProxyConfig(
+        task=t.choice("task", TASKS, "classification"),
+        threshold=t.number("threshold", 0.5, low=-inf, high=inf),
+        fields=fields,
+        detector=t.choice("detector", DETECTORS, "page_hinkley"),
+        rules=tuple(rules),
+        ph_threshold=t.number("ph_threshold", 1.0, low=0.0, high=inf),
+        min_windows=t.integer("min_windows", 5),
+    )
+    t.done()
+    return cfg
+
+
+def _string_map(t: _Table, key: str) -> dict[str, str]:
+    table = t.table(key)
+    out = {k: table.string(k) for k in list(table.data)}
+    table.done()
+    return out
+
+
+def _alerts(t: _Table, base: Path) -> AlertsConfig:
+    receivers = []
+    for r in t.tables("receivers"):
+        timeout = r.duration("timeout")
+        try:
+            receivers.append(
+                Receiver(
+                    name=r.string("name", required=True),
+                    url=r.optional_string("url"),
+                    format=r.choice("format", FORMATS, "json"),  # type: ignore[arg-type]
+                    url_env=r.optional_string("url_env"),
+                    secret_env=r.optional_string("secret_env"),
+                    routing_key_env=r.optional_string("routing_key_env"),
+                    headers=_string_map(r, "headers"),
+                    timeout=10.0 if timeout is None else timeout,
+                )
+            )
+        except ConfigError as exc:
+            raise ConfigError(f"{r.path}: {exc}") from None
+        r.done()
+    names = [r.name for r in receivers]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{t.path}.receivers: names must be unique, got {names}")
+    outbox = t.optional_string("outbox")
+    attempts = t.data.get("max_attempts")
+    retry = RetryPolicy(
+        base=t.duration("retry_base") or 1.0,
+        cap=t.duration("retry_cap") or 300.0,
+        max_attempts=t.integer("max_attempts", 0) if attempts is not None else None,
+        max_age=t.duration("max_age") or 86400.0,
+    )
+    render = RenderOptions(
+        external_url=t.string("external_url", "") if t.data.get("external_url") else "",
+        source=t.string("source", "driftline"),
+        labels=_string_map(t, "labels"),
+        firing_ttl=t.duration("firing_ttl") or 86400.0,
+    )
+    cfg = AlertsConfig(
+        receivers=tuple(receivers),
+        outbox=_resolve(base, outbox) if outbox else None,
+        outbox_max_rows=t.integer("outbox_max_rows", 10_000),
+        retry=retry,
+        render=render,
+    )
+    t.done()
+    return cfg
 
 
 def _policy(t: _Table) -> DriftPolicy:
@@ -300,6 +414,7 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
         features=topics_t.optional_string("features"),
         labels=topics_t.optional_string("labels"),
         windows=topics_t.string("windows", "driftline.windows"),
+        alerts=topics_t.string("alerts", "driftline.alerts"),
         dead_letter=topics_t.string("dead_letter", "driftline.dead-letter"),
     )
     topics_t.done()
@@ -331,8 +446,12 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
     reg = root.table("registry")
     registry = reg.optional_string("url")
     if registry is not None and not registry.startswith(("sqlite:///", "mlflow+")):
-        raise ConfigError(f"registry.url must be sqlite:///path.db, got {registry!r}")
+        raise ConfigError(
+            "registry.url must be sqlite:///path.db or mlflow+http(s)://host:port, "
+            f"got {registry!r}"
+        )
     reg.done()
+    alerts = _alerts(root.table("alerts"), base)
     models = _models(root.tables("models"), base, registry)
     root.done()
     return Config(
@@ -346,6 +465,7 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
         checkpoint_interval=5.0 if interval is None else interval,
         fields=fields,
         registry=registry,
+        alerts=alerts,
     )
 
 

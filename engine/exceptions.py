@@ -25,3 +25,11 @@ class RegistryError(DriftlineError):
 
 class UnknownVersion(RegistryError):
     """The registry has no such model version."""
+
+
+class AlertError(DriftlineError):
+    """An alert cannot be stored in the outbox or delivered to a receiver."""
+
+
+class OutboxFull(AlertError):
+    """The alert outbox holds its maximum of undelivered rows; a new alert is refused."""

@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 from driftline.config import Config
 from driftline.engine import Engine, Messages
 from driftline.exceptions import DriftlineError
+from driftline.health import Change
 from driftline.state import StateDir
 
 log = logging.getLogger("driftline.serve")
@@ -294,6 +295,52 @@ def install_signal_handlers(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
+class Alerting:
+    """Every health change as an alert: kept in the durable outbox under the state
+    directory (``[alerts] outbox``), sent to each ``[[alerts.receivers]]`` by a background
+    dispatcher (retried with backoff until delivered), and published to the
+    ``kafka.topics.alerts`` topic in driftline's JSON format."""
+
+    def __init__(self, config: Config, sink: Any) -> None:
+        from driftline.alerts import AlertCounters, Alerter
+        from driftline.connectors.webhooks import Dispatcher
+        from driftline.outbox import Outbox
+
+        cfg = config.alerts
+        path = cfg.outbox or config.state_dir / "alerts.db"
+        self.options = cfg.render
+        self.sink = sink
+        self.counters = AlertCounters()
+        self.outbox = Outbox(path, max_rows=cfg.outbox_max_rows, policy=cfg.retry)
+        self.alerter = Alerter(self.outbox, [r.name for r in cfg.receivers], counters=self.counters)
+        self.dispatcher = (
+            Dispatcher(self.outbox, cfg.receivers, options=cfg.render, counters=self.counters)
+            if cfg.receivers
+            else None
+        )
+
+    def start(self) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.start()
+
+    def __call__(self, model: str, version: str, change: Change) -> None:
+        from driftline.alerts import render_json
+        from driftline.exceptions import AlertError
+
+        try:
+            alert = self.alerter.on_change(model, version, change)
+        except AlertError as exc:  # a full outbox: counted by the alerter, logged here
+            log.error("model %r version %r: alert not stored: %s", model, version, exc)
+            return
+        if alert is not None:
+            self.sink.publish_alert(alert.fingerprint, render_json(alert, self.options))
+
+    def close(self) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.stop(timeout=5.0)
+        self.outbox.close()
+
+
 def serve(config: Config, opts: ServeOptions) -> int:
     """Run until SIGTERM/SIGINT (or ``idle_exit``); returns the exit code."""
     from driftline.connectors.kafka import KafkaSink, KafkaSource, check_topics
@@ -307,20 +354,30 @@ def serve(config: Config, opts: ServeOptions) -> int:
             topics.labels,
         )
     check_topics(
-        config.kafka, [*inputs, topics.windows, topics.dead_letter], create=opts.create_topics
+        config.kafka,
+        [*inputs, topics.windows, topics.dead_letter, topics.alerts],
+        create=opts.create_topics,
     )
-    registry = resolver = on_change = None
+    registry = resolver = tags = None
     if config.registry is not None:
         from driftline.engine import ConfigBaselines
         from driftline.registry import HealthTags, RegistryBaselines, open_registry
 
         registry = open_registry(config.registry, config.path.parent)
         resolver = RegistryBaselines(registry, ConfigBaselines(config))
-        on_change = HealthTags(registry)
+        tags = HealthTags(registry)
     with StateDir(config.state_dir) as state:
         sink = KafkaSink(config.kafka)
+        alerting = Alerting(config, sink)
+        callbacks = [c for c in (tags, alerting) if c is not None]
+
+        def on_change(model: str, version: str, change: Change) -> None:
+            for callback in callbacks:
+                callback(model, version, change)
+
         engine = Engine(config, sink, resolver, threads=opts.threads, on_change=on_change)
         try:
+            alerting.start()
 
             def factory(**callbacks: Any) -> KafkaSource:
                 return KafkaSource(config.kafka, inputs, **callbacks)
@@ -331,6 +388,7 @@ def serve(config: Config, opts: ServeOptions) -> int:
         except DriftlineError:
             raise
         finally:
+            alerting.close()
             engine.close()
             sink.close()
             if registry is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -189,3 +190,62 @@ def test_shipped_example_config_loads(folder: Path) -> None:
     assert cfg.window.size == 5000 and cfg.kafka.mode == "group"
     assert cfg.checkpoint_interval == 5.0 and cfg.kafka.topics.labels is None
     assert cfg.models[0].baseline == folder / "data" / "fraud.dlb"
+
+
+ALERTS = """
+[alerts]
+retry_base = "2s"
+retry_cap = "1m"
+max_age = "1h"
+max_attempts = 20
+outbox = "alerts/outbox.db"
+labels = { team = "risk" }
+[[alerts.receivers]]
+name = "oncall"
+url = "https://hooks.example.com/driftline"
+secret_env = "HOOK_SECRET"
+headers = { "X-Team" = "risk" }
+timeout = "3s"
+[[alerts.receivers]]
+name = "pd"
+url = "https://events.pagerduty.com/v2/enqueue"
+format = "pagerduty"
+routing_key_env = "PD_KEY"
+"""
+
+
+def test_alerts_config(folder: Path) -> None:
+    cfg = config.load(write(folder, MINIMAL + ALERTS)).alerts
+    assert [r.name for r in cfg.receivers] == ["oncall", "pd"]
+    oncall, pd = cfg.receivers
+    assert oncall.format == "json" and oncall.secret_env == "HOOK_SECRET"
+    assert oncall.timeout == 3.0 and dict(oncall.headers) == {"X-Team": "risk"}
+    assert pd.format == "pagerduty" and pd.routing_key_env == "PD_KEY"
+    assert (cfg.retry.base, cfg.retry.cap, cfg.retry.max_age) == (2.0, 60.0, 3600.0)
+    assert cfg.retry.max_attempts == 20
+    assert cfg.outbox == folder / "alerts" / "outbox.db"
+    assert dict(cfg.render.labels) == {"team": "risk"}
+    plain = config.load(write(folder, MINIMAL))
+    assert plain.alerts.receivers == () and plain.alerts.outbox is None
+    assert plain.kafka.topics.alerts == "driftline.alerts"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (('format = "pagerduty"', 'format = "teams"'), "alerts.receivers[1].format must be one of"),
+        (('routing_key_env = "PD_KEY"', ""), "routing_key_env"),
+        (('name = "pd"', 'name = "oncall"'), "alerts.receivers: names must be unique"),
+        (('timeout = "3s"', "timeout = 3"), "alerts.receivers[0].timeout must be a duration"),
+        (('timeout = "3s"', 'tiemout = "3s"'), "alerts.receivers[0].tiemout: unknown key"),
+        (
+            ('retry_cap = "1m"', 'retry_cap = "1s"'),
+            "alerts.retry_cap must be at least alerts.retry_base",
+        ),
+        (('secret_env = "HOOK_SECRET"', 'secret_env = "hook secret!"'), "environment variable"),
+    ],
+)
+def test_alerts_mistakes_name_the_key(folder: Path, change: tuple[str, str], message: str) -> None:
+    text = (MINIMAL + ALERTS).replace(*change)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        config.load(write(folder, text))

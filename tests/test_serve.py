@@ -8,6 +8,7 @@ with an uninterrupted run after ``kill -9`` restarts, and after a SIGTERM drain.
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import subprocess
@@ -29,6 +30,7 @@ from kafka_io import (
     read_all,
     write_config,
 )
+from receivers import HookServer
 
 from driftline import baseline as bl
 from driftline.build import BuildOptions, build_from_file
@@ -78,7 +80,12 @@ def replayed(data: Path) -> list[dict[str, Any]]:
 
 
 def topics_for(name: str) -> dict[str, str]:
-    return {"inference": f"{name}-in", "windows": f"{name}-win", "dead_letter": f"{name}-dlq"}
+    return {
+        "inference": f"{name}-in",
+        "windows": f"{name}-win",
+        "dead_letter": f"{name}-dlq",
+        "alerts": f"{name}-alerts",
+    }
 
 
 def stream_setup(broker: str, name: str, data: Path, tmp_path: Path) -> tuple[dict[str, str], Path]:
@@ -128,15 +135,20 @@ def test_json_events_give_the_replay_records_and_bad_ones_are_dead_lettered(
     broker: str, data: Path, replayed: list[dict[str, Any]], tmp_path: Path
 ) -> None:
     topics, cfg = stream_setup(broker, "json", data, tmp_path)
-    with cfg.open("a") as fh:  # health written back to a registry
+    hook = HookServer(secret=b"hook-secret").up()  # on-call's webhook, checking signatures
+    with cfg.open("a") as fh:  # health written back to a registry, alerts to the hook
         fh.write("[registry]\nurl = 'sqlite:///reg.db'\n")
+        fh.write(
+            f"[alerts]\nretry_base = '0.1s'\n[[alerts.receivers]]\nname = 'oncall'\n"
+            f"url = '{hook.url}'\nsecret_env = 'HOOK_SECRET'\n"
+        )
     table = pq.read_table(data / "serving.parquet")
     evs = [orjson.dumps(e) for e in events(table)]
     bad = [b"{not json", b'{"model": "fraud", "features": {}}', b"[1, 2, 3]"]
     # bad messages in the middle of the stream, under zstd compression
     stream = [*evs[:7000], *bad, *evs[7000:]]
     produce_json(broker, topics["inference"], stream, compression_type="zstd")
-    err = finish(serve(cfg, "--idle-exit", "3"))
+    err = finish(serve(cfg, "--idle-exit", "3", env={**os.environ, "HOOK_SECRET": "hook-secret"}))
     assert "3 dead letters" in err
     got = records(broker, topics["windows"], 2 * len(replayed) - 1)
     assert_matches_replay(got, replayed)
@@ -154,6 +166,19 @@ def test_json_events_give_the_replay_records_and_bad_ones_are_dead_lettered(
     tags = reg.model("fraud").versions[0].tags
     reg.close()
     assert tags["driftline.health"] == changes[-1]["to"]
+    # one alert per health change, on the alerts topic and signed at the webhook, once each
+    per_window = [r["health_change"] for r in got if "health_change" in r and r["kind"] == "skew"]
+    alerts = [orjson.loads(v) for _, v, _ in read_all(broker, topics["alerts"], len(per_window))]
+    assert [a["health"] for a in alerts] == [c["to"] for c in per_window]
+    assert [a["status"] for a in alerts] == [
+        "resolved" if c["to"] == "ok" else "firing" for c in per_window
+    ]
+    got_hooks = hook.received()
+    delivered = hook.delivered()
+    hook.down()
+    assert got_hooks and all(r.signed for r in got_hooks)
+    assert [r.json()["id"] for r in got_hooks] == [a["id"] for a in alerts]  # type: ignore[index]
+    assert set(delivered.values()) == {1}
 
 
 def test_arrow_batches_give_the_replay_records(
@@ -304,7 +329,7 @@ def test_a_second_engine_joining_the_group_takes_a_partition_without_loss_or_dou
     broker: str, data: Path, tmp_path: Path
 ) -> None:
     topics = topics_for("group")
-    create_topics(broker, [topics["windows"], topics["dead_letter"]])
+    create_topics(broker, [topics["windows"], topics["dead_letter"], topics["alerts"]])
     create_topics(broker, [topics["inference"]], partitions=2)
     table = pq.read_table(data / "serving.parquet").slice(0, 9000)
     models = (("fraud", 0), ("fraud-eu", 1))
@@ -343,8 +368,15 @@ def test_a_second_engine_joining_the_group_takes_a_partition_without_loss_or_dou
     produce(table.slice(5000))
     errs = [finish(first, timeout=120), finish(second, timeout=120)]
     skew = [r for r in records(broker, topics["windows"], 8) if r["kind"] == "skew"]
-    # every event in exactly one skew window: the first engine reported its open window of
-    # the partition it lost as partial, the second read on from the committed offset
-    counts = {m: sum(r["window"]["count"] for r in skew if r["model"] == m) for m, _ in models}
-    assert counts == {"fraud": 8000, "fraud-eu": 8000}, counts  # 9000 - the unclosed rest
+    # Every event in at most one skew window, and none lost but the final open window: the
+    # engine that lost a partition reported its open window as partial (9,000 counted: its
+    # windows, the partial one, then the new owner's from the committed offset), or it had
+    # read nothing of it yet, or stopped on a window boundary (8,000: 9,000 - the rest of
+    # 1,000 that never closed). Which one depends on when the group rebalanced.
+    for model, _ in models:
+        mine = [r for r in skew if r["model"] == model]
+        partial = [r["window"]["count"] for r in mine if r["window"]["partial"]]
+        total = sum(r["window"]["count"] for r in mine)
+        assert total == (9000 if partial else 8000), (model, total, partial)
+        assert len(partial) <= 1 and all(0 < c < 2000 for c in partial), partial
     assert any("assigned 1 partitions" in e for e in errs), errs
