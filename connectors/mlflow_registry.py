@@ -132,23 +132,13 @@ class MlflowRegistry:
 
     def set_alias(self, model: str, alias: str, version: str) -> None:
         self._require_number(model, version)
-        try:
-            self._call(
-                "POST",
-                "registered-models/alias",
-                body={"name": model, "alias": alias, "version": version},
-            )
-        except MlflowError as exc:
-            if exc.error_code == _MISSING:
-                raise self._unknown(model, version) from None
-            raise
+        body = {"name": model, "alias": alias, "version": version}
+        if self._found("POST", "registered-models/alias", body=body) is None:
+            raise self._unknown(model, version)
 
     def delete_alias(self, model: str, alias: str) -> None:
-        try:
-            self._call("DELETE", "registered-models/alias", body={"name": model, "alias": alias})
-        except MlflowError as exc:
-            if exc.error_code != _MISSING:  # no such model: no alias to delete
-                raise
+        # no such model: no alias to delete
+        self._found("DELETE", "registered-models/alias", body={"name": model, "alias": alias})
 
     def set_tags(self, model: str, version: str, tags: Mapping[str, str]) -> None:
         self._require_number(model, version)
@@ -162,14 +152,9 @@ class MlflowRegistry:
         return None if found is None else _tags(found).get(BASELINE_TAG)
 
     def model(self, model: str) -> ModelInfo:
-        try:
-            got = self._call("GET", "registered-models/get", query={"name": model})
-        except MlflowError as exc:
-            if exc.error_code == _MISSING:
-                raise RegistryError(
-                    f"model '{model}' is not in the registry ({self.url})"
-                ) from None
-            raise
+        got = self._found("GET", "registered-models/get", query={"name": model})
+        if got is None:
+            raise RegistryError(f"model '{model}' is not in the registry ({self.url})")
         aliases = {a["alias"]: a["version"] for a in got["registered_model"].get("aliases", [])}
         versions = []
         for v in sorted(self._versions(model), key=lambda v: int(v["version"])):
@@ -182,13 +167,8 @@ class MlflowRegistry:
     # -- MLflow requests -------------------------------------------------------------------
 
     def _version(self, model: str, version: str) -> dict[str, Any] | None:
-        try:
-            got = self._call("GET", "model-versions/get", query={"name": model, "version": version})
-        except MlflowError as exc:
-            if exc.error_code == _MISSING:
-                return None
-            raise
-        return got["model_version"]  # type: ignore[no-any-return]
+        got = self._found("GET", "model-versions/get", query={"name": model, "version": version})
+        return None if got is None else got["model_version"]
 
     def _versions(self, model: str) -> Iterator[dict[str, Any]]:
         """Every version of ``model``, through model-versions/search page by page."""
@@ -241,27 +221,31 @@ class MlflowRegistry:
             )
 
     def _set_tag(self, model: str, version: str, key: str, value: str) -> None:
-        try:
-            self._call(
-                "POST",
-                "model-versions/set-tag",
-                body={"name": model, "version": version, "key": key, "value": value},
-            )
-        except MlflowError as exc:
-            if exc.error_code == _MISSING:
-                raise self._unknown(model, version) from None
-            raise
+        body = {"name": model, "version": version, "key": key, "value": value}
+        if self._found("POST", "model-versions/set-tag", body=body) is None:
+            raise self._unknown(model, version)
 
     def _delete_tag(self, model: str, version: str, key: str) -> None:
+        # no such tag: nothing to delete
+        body = {"name": model, "version": version, "key": key}
+        self._found("DELETE", "model-versions/delete-tag", body=body)
+
+    def _found(
+        self,
+        method: str,
+        endpoint: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        query: Mapping[str, str] | None = None,
+    ) -> dict[str, Any] | None:
+        """:meth:`_call`, with None when MLflow answers that the model, version, alias or
+        tag does not exist (RESOURCE_DOES_NOT_EXIST)."""
         try:
-            self._call(
-                "DELETE",
-                "model-versions/delete-tag",
-                body={"name": model, "version": version, "key": key},
-            )
+            return self._call(method, endpoint, body=body, query=query)
         except MlflowError as exc:
-            if exc.error_code != _MISSING:  # no such tag: nothing to delete
-                raise
+            if exc.error_code == _MISSING:
+                return None
+            raise
 
     def _call(
         self,

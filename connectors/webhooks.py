@@ -173,6 +173,10 @@ class Receiver:
 
 def _check_url(url: str, where: str) -> None:
     parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018  (raises on a port that is not a number in range)
+    except ValueError:
+        raise ConfigError(f"{where}: url has an invalid port") from None  # URL not echoed
     if parts.scheme not in ("http", "https") or not parts.hostname:
         # not echoed: a webhook URL can carry a token
         raise ConfigError(
@@ -306,7 +310,7 @@ def _post(
         return Outcome("retry", None, target.scrub(f"cannot connect: {exc.reason}"))
     except (OSError, http.client.HTTPException) as exc:  # timeouts, resets, bad answers
         return Outcome("retry", None, target.scrub(f"{type(exc).__name__}: {exc}"))
-    except ValueError as exc:  # a request that cannot be made (bad URL from the environment)
+    except ValueError as exc:  # a request that cannot be made (e.g. a header with a newline)
         return Outcome("permanent", None, target.scrub(f"cannot send: {exc}"))
 
 

@@ -556,14 +556,16 @@ class Alerter:
         self.alertname = alertname
         self._lock = threading.Lock()
 
-    def __call__(self, model: str, version: str, change: Change) -> None:
-        self.on_change(model, version, change)
-
     def on_change(self, model: str, version: str, change: Change) -> Alert | None:
         """Store the alert of ``change``; return it, or None when dropped or refused."""
         with self._lock:
             fp = fingerprint(model, version, self.alertname)
-            last = self.outbox.last(fp)
+            try:
+                last = self.outbox.last(fp)
+            except AlertError as exc:  # the outbox cannot be read: never fatal to the engine
+                log.error("model %r version %r: alert not stored: %s", model, version, exc)
+                self.counters.inc(model, str(change.current), "refused")
+                return None
             opened = last if last is not None and last.status == "firing" else None
             alert = Alert.from_change(
                 model,

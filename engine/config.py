@@ -334,42 +334,43 @@ def _string_map(t: _Table, key: str) -> dict[str, str]:
     return out
 
 
+def _given(**values: Any) -> dict[str, Any]:
+    """The keys a config table gives, so that a dataclass keeps its own defaults."""
+    return {k: v for k, v in values.items() if v is not None}
+
+
 def _alerts(t: _Table, base: Path) -> AlertsConfig:
     receivers = []
     for r in t.tables("receivers"):
-        timeout = r.duration("timeout")
-        try:
-            receivers.append(
-                Receiver(
-                    name=r.string("name", required=True),
-                    url=r.optional_string("url"),
-                    format=r.choice("format", FORMATS, "json"),  # type: ignore[arg-type]
-                    url_env=r.optional_string("url_env"),
-                    secret_env=r.optional_string("secret_env"),
-                    routing_key_env=r.optional_string("routing_key_env"),
-                    headers=_string_map(r, "headers"),
-                    timeout=10.0 if timeout is None else timeout,
-                )
+        receivers.append(
+            Receiver(
+                name=r.string("name", required=True),
+                url=r.optional_string("url"),
+                format=r.choice("format", FORMATS, "json"),  # type: ignore[arg-type]
+                url_env=r.optional_string("url_env"),
+                secret_env=r.optional_string("secret_env"),
+                routing_key_env=r.optional_string("routing_key_env"),
+                headers=_string_map(r, "headers"),
+                **_given(timeout=r.duration("timeout")),
             )
-        except ConfigError as exc:
-            raise ConfigError(f"{r.path}: {exc}") from None
+        )
         r.done()
     names = [r.name for r in receivers]
     if len(set(names)) != len(names):
         raise ConfigError(f"{t.path}.receivers: names must be unique, got {names}")
     outbox = t.optional_string("outbox")
-    attempts = t.data.get("max_attempts")
     retry = RetryPolicy(
-        base=t.duration("retry_base") or 1.0,
-        cap=t.duration("retry_cap") or 300.0,
-        max_attempts=t.integer("max_attempts", 0) if attempts is not None else None,
-        max_age=t.duration("max_age") or 86400.0,
+        **_given(
+            base=t.duration("retry_base"),
+            cap=t.duration("retry_cap"),
+            max_attempts=t.integer("max_attempts", 0) or None,
+            max_age=t.duration("max_age"),
+        )
     )
     render = RenderOptions(
-        external_url=t.string("external_url", "") if t.data.get("external_url") else "",
-        source=t.string("source", "driftline"),
+        external_url=t.optional_string("external_url") or "",
         labels=_string_map(t, "labels"),
-        firing_ttl=t.duration("firing_ttl") or 86400.0,
+        **_given(source=t.optional_string("source"), firing_ttl=t.duration("firing_ttl")),
     )
     cfg = AlertsConfig(
         receivers=tuple(receivers),

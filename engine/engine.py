@@ -300,8 +300,9 @@ class Engine:
         reasons = tuple(skew["reasons"])
         proxy = skew.get("proxy")
         if proxy is not None and stream.source == INFERENCE:
-            changes, proxy_reasons, severity = self._tracker(stream).update(proxy)
-            proxy["baseline"] = dict(self._tracker(stream).baseline.values)
+            series = self._tracker(stream)
+            changes, proxy_reasons, severity = series.update(proxy)
+            proxy["baseline"] = dict(series.baseline.values)
             proxy["changes"] = changes
             if proxy_reasons:
                 level = Health.parse(severity)

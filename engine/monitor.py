@@ -269,13 +269,11 @@ class Monitor:
         done = [by_name[c.name] for c in cols]
         assert self.drift_policy is not None  # set in __post_init__
         records: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
-        pred = self.baseline.prediction
-        pred_rows = by_name[pred.name] if pred is not None else None
         for i, w in enumerate(windows):
             skew = {c.name: rows[i][1] for c, rows in zip(cols, done, strict=True)}
             skew_record = self._record(w, skew, self.policy, "skew")
             if self.proxy is not None:
-                prepared = pred_rows[i][0] if pred_rows is not None else None
+                prepared = {c.name: rows[i][0] for c, rows in zip(cols, done, strict=True)}
                 skew_record["proxy"] = self._proxy(self.proxy, w, prepared, present[i])
             drift_record = None
             if i > 0 or previous is not None:
@@ -286,18 +284,34 @@ class Monitor:
         return records, last
 
     def _proxy(
-        self, cfg: ProxyConfig, window: Window, pred: Prepared | None, have: set[str]
+        self,
+        cfg: ProxyConfig,
+        window: Window,
+        prepared: Mapping[str, Prepared | None],
+        have: set[str],
     ) -> dict[str, Any]:
-        numeric_pred = pred is not None and pred.numeric
+        """The window's proxy metrics, from the columns already prepared for the statistics
+        (the prediction, and named fields that are numeric baseline columns) or, for other
+        named fields, from the window."""
+
+        def numeric(name: str) -> NDArray[np.float64] | None:
+            p = prepared.get(name)
+            return None if p is None or not p.numeric else np.asarray(p.values, np.float64)
+
+        pred_col = self.baseline.prediction
+        pred = prepared.get(pred_col.name) if pred_col is not None else None
+        fields: dict[str, NDArray[np.float64] | None] = {}
+        for name in cfg.fields:
+            values = numeric(name)
+            if values is None and name in have and name not in prepared:
+                values = _floats(window.chunks(name))[0]
+            fields[name] = values
         span = None
         if window.start is not None and window.end is not None:
             span = window.end - window.start
-        fields = {
-            name: _floats(window.chunks(name))[0] if name in have else None for name in cfg.fields
-        }
         return window_metrics(
             cfg,
-            np.asarray(pred.values, dtype=np.float64) if numeric_pred and pred else None,
+            numeric(pred_col.name) if pred_col is not None else None,
             pred.count if pred is not None else 0,
             window.count,
             span,

@@ -415,13 +415,6 @@ class Outbox:
 
     # -- reading -------------------------------------------------------------------------
 
-    def get(self, entry_id: int) -> Entry:
-        with self._lock:
-            try:
-                return self._get(self._db, entry_id)
-            except sqlite3.Error as exc:
-                raise AlertError(f"{self.path}: alert outbox: {exc}") from None
-
     def entries(self, state: EntryState | None = None) -> list[Entry]:
         """Rows in ``state`` (all rows if None), oldest first."""
         if state is None:

@@ -42,6 +42,7 @@ from river import drift
 
 from driftline.baseline import Baseline
 from driftline.detectors import NumericReference
+from driftline.health import Health
 
 TASKS = ("classification", "regression")
 DETECTORS = ("page_hinkley", "adwin", "none")
@@ -203,7 +204,6 @@ class ProxyTracker:
     cfg: ProxyConfig
     baseline: ProxyBaseline
     detectors: dict[str, Any] = field(default_factory=dict)
-    seen: dict[str, int] = field(default_factory=dict)
 
     def _detector(self, metric: str) -> Any:
         d = self.detectors.get(metric)
@@ -223,10 +223,10 @@ class ProxyTracker:
 
     def update(self, metrics: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[str], str]:
         """Feed one window's metrics. Returns (changes for the record, health reasons, the
-        worst severity among them or "ok")."""
+        worst severity among them, or "ok")."""
         changes: list[dict[str, Any]] = []
         reasons: list[str] = []
-        severity = "ok"
+        level = Health.OK
         names = [m for m in (*SERIES, *self.cfg.fields) if metrics.get(m) is not None]
         for metric in names:
             value = float(metrics[metric])
@@ -235,7 +235,6 @@ class ProxyTracker:
                 x = value / base if base else value
                 det = self._detector(metric)
                 det.update(x)
-                self.seen[metric] = self.seen.get(metric, 0) + 1
                 if det.drift_detected:
                     changes.append(
                         {
@@ -246,27 +245,27 @@ class ProxyTracker:
                         }
                     )
                     reasons.append(f"{metric}: jump to {value:.4g} ({self.cfg.detector})")
-                    severity = "warning" if severity == "ok" else severity
+                    level = max(level, Health.WARNING)
         for rule in self.cfg.rules:
             observed = metrics.get(rule.metric)
-            reason = rule.check(observed, self.baseline.values.get(rule.metric))
+            base = self.baseline.values.get(rule.metric)
+            reason = rule.check(observed, base)
             if reason is not None:
                 changes.append(
                     {
                         "metric": rule.metric,
                         "by": "rule",
                         "value": observed,
-                        "baseline": self.baseline.values.get(rule.metric),
+                        "baseline": base,
                         "severity": rule.severity,
                     }
                 )
                 reasons.append(reason)
-                if rule.severity == "critical" or severity == "ok":
-                    severity = rule.severity
-        return changes, reasons, severity
+                level = max(level, Health.parse(rule.severity))
+        return changes, reasons, str(level)
 
     def dumps(self) -> bytes:
-        return pickle.dumps((self.detectors, self.seen))
+        return pickle.dumps(self.detectors)
 
     def loads(self, data: bytes) -> None:
-        self.detectors, self.seen = pickle.loads(data)  # the engine's own state directory
+        self.detectors = pickle.loads(data)  # the engine's own state directory

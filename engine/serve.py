@@ -28,10 +28,13 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
+from driftline.alerts import AlertCounters, Alerter, render_json
 from driftline.config import Config
+from driftline.connectors.webhooks import Dispatcher
 from driftline.engine import Engine, Messages
 from driftline.exceptions import DriftlineError
 from driftline.health import Change
+from driftline.outbox import Outbox
 from driftline.state import StateDir
 
 log = logging.getLogger("driftline.serve")
@@ -216,8 +219,9 @@ class Server:
         self.source.start()
         # What is alive now (modules, compiled kernels, baselines, the restored state) lives
         # as long as the process: moved out of the cyclic collector's sight, it is not walked
-        # again by every full collection while events flow (gc.freeze; ~6 % of the engine's
-        # CPU on Arrow input went to such walks, measured with perf)
+        # again by every full collection while events flow (gc.freeze). To see what such
+        # walks cost: `perf record -g` on `python benchmarks/kafka_throughput.py`, symbol
+        # gc_collect_main.
         gc.collect()
         gc.freeze()
         interval = self.config.checkpoint_interval
@@ -302,19 +306,15 @@ class Alerting:
     ``kafka.topics.alerts`` topic in driftline's JSON format."""
 
     def __init__(self, config: Config, sink: Any) -> None:
-        from driftline.alerts import AlertCounters, Alerter
-        from driftline.connectors.webhooks import Dispatcher
-        from driftline.outbox import Outbox
-
         cfg = config.alerts
         path = cfg.outbox or config.state_dir / "alerts.db"
         self.options = cfg.render
         self.sink = sink
-        self.counters = AlertCounters()
+        counters = AlertCounters()  # for driftline_alerts_total, when /metrics comes
         self.outbox = Outbox(path, max_rows=cfg.outbox_max_rows, policy=cfg.retry)
-        self.alerter = Alerter(self.outbox, [r.name for r in cfg.receivers], counters=self.counters)
+        self.alerter = Alerter(self.outbox, [r.name for r in cfg.receivers], counters=counters)
         self.dispatcher = (
-            Dispatcher(self.outbox, cfg.receivers, options=cfg.render, counters=self.counters)
+            Dispatcher(self.outbox, cfg.receivers, options=cfg.render, counters=counters)
             if cfg.receivers
             else None
         )
@@ -324,14 +324,8 @@ class Alerting:
             self.dispatcher.start()
 
     def __call__(self, model: str, version: str, change: Change) -> None:
-        from driftline.alerts import render_json
-        from driftline.exceptions import AlertError
-
-        try:
-            alert = self.alerter.on_change(model, version, change)
-        except AlertError as exc:  # a full outbox: counted by the alerter, logged here
-            log.error("model %r version %r: alert not stored: %s", model, version, exc)
-            return
+        # None: a repeat, or refused by a full outbox (the alerter logs and counts both)
+        alert = self.alerter.on_change(model, version, change)
         if alert is not None:
             self.sink.publish_alert(alert.fingerprint, render_json(alert, self.options))
 

@@ -7,6 +7,10 @@ import pytest
 from brokers import tansu
 from hypothesis import HealthCheck, settings
 
+from driftline import baseline as bl
+from driftline.build import BuildOptions, build_from_file
+from driftline.example import write_example
+
 settings.register_profile(
     "ci", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
@@ -15,6 +19,20 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 _topics = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example fraud data set (8,000 training rows, 12,000 serving rows whose later
+    windows drift) and its baseline ``fraud.dlb`` (prediction ``score``, label ``label``),
+    written once per test session."""
+    d = tmp_path_factory.mktemp("example")
+    write_example(d, rows=8000, serving_rows=12_000, seed=3)
+    base, _ = build_from_file(
+        d / "training.parquet", BuildOptions(prediction="score", label="label")
+    )
+    bl.save(base, d / "fraud.dlb")
+    return d
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from sinks import MemorySink
-from test_engine import config, data, json_messages  # noqa: F401  (data is a fixture)
+from test_engine import config, json_messages
 
 from driftline import config as cfgmod
 from driftline.alerts import Alerter
@@ -18,7 +18,7 @@ from driftline.engine import Engine
 from driftline.outbox import Outbox
 
 
-def flapping(data: Path) -> pa.Table:  # noqa: F811
+def flapping(data: Path) -> pa.Table:
     """12 windows of 2,000 events alternating between the example's calm start and its
     drifted end: observed health flips every window (critical on a drifted window; a calm
     one is ok, or warning as it drifts from the drifted window before it)."""
@@ -29,7 +29,7 @@ def flapping(data: Path) -> pa.Table:  # noqa: F811
 
 @pytest.mark.parametrize("hysteresis", [1, 2, 3])
 def test_a_flapping_stream_alerts_once_per_allowed_state_change(
-    data: Path,  # noqa: F811
+    data: Path,
     tmp_path: Path,
     hysteresis: int,
 ) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+import sqlite3
 import time
 import urllib.request
 from collections import Counter
@@ -896,3 +897,14 @@ def test_alertmanager_api_with_a_real_alertmanager(tmp_path: Path) -> None:
             assert _active(base) == []
         assert d.dead == 0 and d.delivered == 3
         box.close()
+
+
+def test_an_unreadable_outbox_is_counted_not_fatal(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.db")
+    with sqlite3.connect(tmp_path / "o.db") as db:  # the file is damaged under the engine
+        db.execute("DROP TABLE sent")
+    counters = AlertCounters()
+    alerter = Alerter(box, ["a"], counters=counters)
+    assert alerter.on_change("x", "1", Change(OK, CRIT, 1, ())) is None
+    assert counters.get("x", "critical", "refused") == 1
+    box.close()

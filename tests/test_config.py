@@ -243,6 +243,11 @@ def test_alerts_config(folder: Path) -> None:
             "alerts.retry_cap must be at least alerts.retry_base",
         ),
         (('secret_env = "HOOK_SECRET"', 'secret_env = "hook secret!"'), "environment variable"),
+        (
+            ("hooks.example.com/driftline", "hooks.example.com:99999/driftline"),
+            "url has an invalid port",
+        ),
+        (('labels = { team = "risk" }', 'external_url = ""'), "alerts.external_url must be"),
     ],
 )
 def test_alerts_mistakes_name_the_key(folder: Path, change: tuple[str, str], message: str) -> None:

@@ -21,24 +21,12 @@ from sinks import MemorySink
 
 from driftline import baseline as bl
 from driftline import config as cfgmod
-from driftline.build import BuildOptions, build_from_file
 from driftline.engine import Engine, Messages
 from driftline.events import ARROW, JSON
-from driftline.example import write_example
 from driftline.exceptions import ConfigError
 from driftline.monitor import Monitor, policy_for
 from driftline.state import StateDir, StateError
 from driftline.windows import count_windows
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("engine")
-    write_example(d, rows=8000, serving_rows=12_000, seed=3)
-    opts = BuildOptions(prediction="score", label="label")
-    base, _ = build_from_file(d / "training.parquet", opts)
-    bl.save(base, d / "fraud.dlb")
-    return d
 
 
 def config(data: Path, tmp: Path, window: str = "size = 2000", extra: str = "") -> cfgmod.Config:

@@ -27,12 +27,10 @@ from sinks import MemorySink
 from driftline import baseline as bl
 from driftline import config as cfgmod
 from driftline.baseline import Baseline
-from driftline.build import BuildOptions, build_from_file
 from driftline.cli import main
 from driftline.connectors.mlflow_registry import MlflowError, MlflowRegistry
 from driftline.engine import ConfigBaselines, Engine, Messages
 from driftline.events import JSON
-from driftline.example import write_example
 from driftline.exceptions import ConfigError, RegistryError, UnknownVersion
 from driftline.health import Change, Health
 from driftline.registry import HealthTags, RegistryBaselines, open_registry, register
@@ -58,15 +56,6 @@ def reg(url: str) -> Iterator[MlflowRegistry]:
     registry = MlflowRegistry(url)
     yield registry
     registry.close()
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("mlflow-data")
-    write_example(d, rows=8000, serving_rows=12_000, seed=3)
-    base, _ = build_from_file(d / "training.parquet", BuildOptions(prediction="score"))
-    bl.save(base, d / "fraud.dlb")
-    return d
 
 
 def rest(server: str, method: str, endpoint: str, **params: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sinks import MemorySink
-from test_engine import config, data, json_messages  # noqa: F401  (data is a fixture)
+from test_engine import config, json_messages
 
 from driftline.engine import Engine
 from driftline.exceptions import ConfigError
@@ -31,10 +31,10 @@ def expected_auc(p: np.ndarray) -> float:
     """The published definition, pair by pair: every event is a positive with weight p and a
     negative with weight 1 − p; AUC = P(score of a positive > score of a negative), ties
     counting one half (Hanley & McNeil 1982), self-pairs included as the ROC sweep has them."""
-    pos = p[:, None]
-    neg = (1.0 - p)[None, :]
+    pos = (p / p.sum())[:, None]  # weights normalised first: subnormal scores would
+    neg = ((1.0 - p) / (1.0 - p).sum())[None, :]  # underflow in a product of the sums
     gt = (p[:, None] > p[None, :]).astype(float) + 0.5 * (p[:, None] == p[None, :])
-    return float((pos * neg * gt).sum() / (p.sum() * (1.0 - p).sum()))
+    return float((pos * neg * gt).sum())
 
 
 scores = st.lists(
@@ -181,7 +181,7 @@ def test_a_pickled_tracker_continues_where_it_stopped() -> None:
     ],
 )
 def test_proxy_config_errors_name_the_key(
-    data: Path,  # noqa: F811
+    data: Path,
     tmp_path: Path,
     extra: str,
     message: str,
@@ -191,7 +191,7 @@ def test_proxy_config_errors_name_the_key(
 
 
 def test_engine_publishes_proxy_metrics_and_health_follows_a_score_jump(
-    data: Path,  # noqa: F811
+    data: Path,
     tmp_path: Path,
 ) -> None:
     # The example's serving stream drifts from its third window of 2,000 on: the share of

@@ -13,25 +13,13 @@ import pytest
 from kafka_io import events
 from sinks import MemorySink
 
-from driftline import baseline as bl
 from driftline import config as cfgmod
-from driftline.build import BuildOptions, build_from_file
 from driftline.cli import main
 from driftline.connectors.sqlite_registry import SqliteRegistry
 from driftline.engine import ConfigBaselines, Engine, Messages
 from driftline.events import JSON
-from driftline.example import write_example
 from driftline.exceptions import ConfigError, RegistryError
 from driftline.registry import ENV, HealthTags, RegistryBaselines, open_registry
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("registry")
-    write_example(d, rows=8000, serving_rows=12_000, seed=3)
-    base, _ = build_from_file(d / "training.parquet", BuildOptions(prediction="score"))
-    bl.save(base, d / "fraud.dlb")
-    return d
 
 
 def test_versions_aliases_and_tags_persist(tmp_path: Path) -> None:
