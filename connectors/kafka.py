@@ -257,6 +257,7 @@ class KafkaSink:
         self.windows_topic = cfg.topics.windows
         self.dead_letter_topic = cfg.topics.dead_letter
         self.alerts_topic = cfg.topics.alerts
+        self.actions_topic = cfg.topics.actions
         self.flush_timeout = flush_timeout
         try:
             self.producer = KafkaProducer(
@@ -295,6 +296,19 @@ class KafkaSink:
             headers=[("content-type", b"application/json")],
         )
         future.add_errback(self._failed)
+
+    def publish_action(self, key: str, document: bytes, timeout: float = 30.0) -> None:
+        """An action (JSON) to the actions topic, keyed by model/version; returns once the
+        broker has it (the executor records the step as done only then)."""
+        try:
+            self.producer.send(
+                self.actions_topic,
+                value=document,
+                key=key.encode(),
+                headers=[("content-type", b"application/json")],
+            ).get(timeout=timeout)
+        except KafkaError as exc:
+            raise DriftlineError(f"topic {self.actions_topic!r}: {exc}") from None
 
     def dead_letter(self, letter: DeadLetter, origin: Origin) -> None:
         reason = letter.reason.encode("utf-8", "replace")[:MAX_REASON_BYTES]

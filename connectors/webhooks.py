@@ -39,6 +39,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import IO, Literal
 from urllib.parse import urlsplit
 
@@ -140,13 +141,11 @@ class Receiver:
         if (self.url is None) == (self.url_env is None):
             raise ConfigError(f"{where}: give exactly one of url and url_env")
         if self.url is not None:
-            _check_url(self.url, where)
+            check_url(self.url, where)
         for key in ("url_env", "secret_env", "routing_key_env"):
             value = getattr(self, key)
-            if value is not None and not _ENV_NAME.match(value):
-                raise ConfigError(
-                    f"{where}: {key} must name an environment variable, got {value!r}"
-                )
+            if value is not None:
+                check_env_name(value, key, where)
         if self.format == "pagerduty" and self.routing_key_env is None:
             raise ConfigError(
                 f"{where}: format 'pagerduty' needs routing_key_env (the variable holding "
@@ -154,24 +153,35 @@ class Receiver:
             )
         if self.format != "pagerduty" and self.routing_key_env is not None:
             raise ConfigError(f"{where}: routing_key_env is for format 'pagerduty' only")
-        for name, value in self.headers.items():
-            if not isinstance(name, str) or not _TOKEN.match(name):
-                raise ConfigError(f"{where}: {name!r} is not a valid header name")
-            if name.lower() in _RESERVED:
-                raise ConfigError(f"{where}: header {name!r} is set by driftline")
-            if not isinstance(value, str) or "\r" in value or "\n" in value:
-                raise ConfigError(f"{where}: header {name!r} must be a one-line string")
-            try:
-                value.encode("latin-1")  # what HTTP/1.1 header values can carry
-            except UnicodeEncodeError:
-                raise ConfigError(
-                    f"{where}: header {name!r} must be ISO-8859-1 text (HTTP header values)"
-                ) from None
+        check_headers(self.headers, where)
         if not (math.isfinite(self.timeout) and self.timeout > 0):
             raise ConfigError(f"{where}: timeout must be a positive number, got {self.timeout}")
 
 
-def _check_url(url: str, where: str) -> None:
+def check_headers(headers: Mapping[str, str], where: str) -> None:
+    """Refuse header names that are not HTTP tokens or that driftline sets itself, and values
+    that are not one line of ISO-8859-1 text (``where`` names the config table)."""
+    for name, value in headers.items():
+        if not isinstance(name, str) or not _TOKEN.match(name):
+            raise ConfigError(f"{where}: {name!r} is not a valid header name")
+        if name.lower() in _RESERVED:
+            raise ConfigError(f"{where}: header {name!r} is set by driftline")
+        if not isinstance(value, str) or "\r" in value or "\n" in value:
+            raise ConfigError(f"{where}: header {name!r} must be a one-line string")
+        try:
+            value.encode("latin-1")  # what HTTP/1.1 header values can carry
+        except UnicodeEncodeError:
+            raise ConfigError(
+                f"{where}: header {name!r} must be ISO-8859-1 text (HTTP header values)"
+            ) from None
+
+
+def check_env_name(value: str, key: str, where: str) -> None:
+    if not _ENV_NAME.match(value):
+        raise ConfigError(f"{where}: {key} must name an environment variable, got {value!r}")
+
+
+def check_url(url: str, where: str) -> None:
     parts = urlsplit(url)
     try:
         parts.port  # noqa: B018  (raises on a port that is not a number in range)
@@ -185,7 +195,7 @@ def _check_url(url: str, where: str) -> None:
         )
 
 
-def _env(environ: Mapping[str, str], var: str, where: str, what: str) -> str:
+def read_env(environ: Mapping[str, str], var: str, where: str, what: str) -> str:
     value = environ.get(var, "")
     if not value:
         raise ConfigError(f"{where}: {what} is read from ${var}, which is not set or empty")
@@ -206,12 +216,11 @@ class _Target:
     @classmethod
     def resolve(cls, r: Receiver, base: RenderOptions, environ: Mapping[str, str]) -> _Target:
         where = f"alerts.receivers {r.name!r}"
-        url = r.url if r.url is not None else _env(environ, r.url_env or "", where, "the url")
-        _check_url(url, where)
-        secret = None if r.secret_env is None else _env(environ, r.secret_env, where, "the secret")
-        key = (
-            "" if r.routing_key_env is None else _env(environ, r.routing_key_env, where, "the key")
-        )
+        env = partial(read_env, environ, where=where)
+        url = r.url if r.url is not None else env(r.url_env or "", what="the url")
+        check_url(url, where)
+        secret = None if r.secret_env is None else env(r.secret_env, what="the secret")
+        key = "" if r.routing_key_env is None else env(r.routing_key_env, what="the key")
         parts = urlsplit(url)
         hidden = [url, parts.path, parts.query, parts.password or "", secret or "", key]
         hidden += list(r.headers.values())
@@ -277,23 +286,33 @@ def _classify(status: int) -> Literal["delivered", "retry", "permanent"]:
     return "permanent"
 
 
-def _post(
-    target: _Target, alert: Alert, now: float, opener: urllib.request.OpenerDirector
+def post_json(
+    url: str,
+    body: bytes,
+    *,
+    key: str,
+    secret: bytes | None,
+    headers: Mapping[str, str],
+    timeout: float,
+    now: float,
+    opener: urllib.request.OpenerDirector,
+    scrub: Callable[[str], str] = lambda text: text,
 ) -> Outcome:
-    r = target.receiver
-    body = render(alert, r.format, target.options)
-    headers = {
-        **r.headers,
+    """POST ``body`` (JSON) to ``url`` with driftline's headers (``Idempotency-Key: key``,
+    the timestamp, and the signature when there is a ``secret``), and classify the answer.
+    ``scrub`` removes secrets from the reason."""
+    sent = {
+        **headers,
         "Content-Type": "application/json",
         "User-Agent": f"driftline/{__version__}",
-        IDEMPOTENCY_HEADER: alert.id,
+        IDEMPOTENCY_HEADER: key,
         TIMESTAMP_HEADER: str(int(now)),
     }
-    if target.secret is not None:
-        headers[SIGNATURE_HEADER] = sign(target.secret, body)
-    request = urllib.request.Request(target.url, data=body, headers=headers, method="POST")
+    if secret is not None:
+        sent[SIGNATURE_HEADER] = sign(secret, body)
+    request = urllib.request.Request(url, data=body, headers=sent, method="POST")
     try:
-        with opener.open(request, timeout=r.timeout) as response:
+        with opener.open(request, timeout=timeout) as response:
             response.read(_READ_LIMIT)
             status = int(response.status)
             return Outcome(_classify(status), status, f"HTTP {status}")
@@ -305,13 +324,35 @@ def _post(
             exc.close()
         text = " ".join(text.split())[:_ERROR_TEXT]
         reason = f"HTTP {exc.code}" + (f": {text}" if text else "")
-        return Outcome(_classify(exc.code), exc.code, target.scrub(reason), retry_after)
+        return Outcome(_classify(exc.code), exc.code, scrub(reason), retry_after)
     except urllib.error.URLError as exc:
-        return Outcome("retry", None, target.scrub(f"cannot connect: {exc.reason}"))
+        return Outcome("retry", None, scrub(f"cannot connect: {exc.reason}"))
     except (OSError, http.client.HTTPException) as exc:  # timeouts, resets, bad answers
-        return Outcome("retry", None, target.scrub(f"{type(exc).__name__}: {exc}"))
+        return Outcome("retry", None, scrub(f"{type(exc).__name__}: {exc}"))
     except ValueError as exc:  # a request that cannot be made (e.g. a header with a newline)
-        return Outcome("permanent", None, target.scrub(f"cannot send: {exc}"))
+        return Outcome("permanent", None, scrub(f"cannot send: {exc}"))
+
+
+def opener() -> urllib.request.OpenerDirector:
+    """A URL opener that does not follow redirects (see the module docstring)."""
+    return urllib.request.build_opener(_NoRedirect())
+
+
+def _post(
+    target: _Target, alert: Alert, now: float, opener: urllib.request.OpenerDirector
+) -> Outcome:
+    r = target.receiver
+    return post_json(
+        target.url,
+        render(alert, r.format, target.options),
+        key=alert.id,
+        secret=target.secret,
+        headers=r.headers,
+        timeout=r.timeout,
+        now=now,
+        opener=opener,
+        scrub=target.scrub,
+    )
 
 
 class Dispatcher:
@@ -351,7 +392,7 @@ class Dispatcher:
         self.batch = batch
         self.clock = clock
         self._targets = {r.name: _Target.resolve(r, base, env) for r in receivers}
-        self._opener = urllib.request.build_opener(_NoRedirect())
+        self._opener = opener()
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._passed = threading.Condition()

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from driftline import __version__
-from driftline.exceptions import DriftlineError
+from driftline.exceptions import ConfigError, DriftlineError
 
 EXIT_OK = 0
 EXIT_DRIFT = 1
@@ -249,6 +249,40 @@ def _parser() -> argparse.ArgumentParser:
     rs.add_argument("model")
     rs.add_argument("--format", choices=["text", "json"], default="text")
 
+    ac = sub.add_parser(
+        "actions",
+        help="list, show, approve or reject the actions driftline proposed",
+        description="Actions (retrain, rollback, canary_abort) proposed by the "
+        "[[actions.policies]] of a running `driftline serve`, from its action store "
+        "([actions] db, default <state.dir>/actions.db). An action in mode 'approve' waits, "
+        "pending, until approved here; the engine then carries it out within a second. IDs "
+        "may be abbreviated to 6 or more characters.",
+        epilog="Example: driftline actions list --config driftline.toml --status pending && "
+        "driftline actions approve 3f9c2a --config driftline.toml --by alice",
+    )
+    asub = ac.add_subparsers(dest="actions_command", required=True, metavar="ACTION")
+    act_common = argparse.ArgumentParser(add_help=False)
+    where = act_common.add_mutually_exclusive_group(required=True)
+    where.add_argument("--config", help="the engine's driftline.toml (finds the action store)")
+    where.add_argument("--db", help="the action store file itself")
+    al = asub.add_parser("list", parents=[act_common], help="the newest actions first")
+    al.add_argument(
+        "--status",
+        choices=["pending", "approved", "queued", "done", "failed", "rejected", "skipped",
+                 "dry-run"],
+        help="only actions in this status",
+    )  # fmt: skip
+    al.add_argument("--limit", type=_positive, default=50)
+    al.add_argument("--format", choices=["text", "json"], default="text")
+    ash = asub.add_parser("show", parents=[act_common], help="one action and its audit log")
+    ash.add_argument("id")
+    ash.add_argument("--format", choices=["text", "json"], default="text")
+    for name, verb in (("approve", "approve"), ("reject", "reject")):
+        ad = asub.add_parser(name, parents=[act_common], help=f"{verb} a pending action")
+        ad.add_argument("id")
+        ad.add_argument("--by", default=None, help="who decides (default: $USER)")
+        ad.add_argument("--note", default="", help="why, for the audit log")
+
     e = sub.add_parser(
         "example",
         help="write the example fraud dataset (training + drifting serving data)",
@@ -280,6 +314,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _produce(args)
         if args.command == "registry":
             return _registry(args)
+        if args.command == "actions":
+            return _actions(args)
         return _example(args)
     except DriftlineError as exc:
         print(f"driftline: error: {exc}", file=sys.stderr)
@@ -298,7 +334,6 @@ def _baseline_build(args: argparse.Namespace) -> int:
     from driftline import baseline as bl
     from driftline.build import BuildOptions, build_from_file
     from driftline.calibrate import calibrate
-    from driftline.exceptions import ConfigError
     from driftline.output import Progress
 
     if args.calibrate and args.window is None:
@@ -531,6 +566,68 @@ def _registry(args: argparse.Namespace) -> int:
                         print(f"    {reason}")
     finally:
         registry.close()
+    return EXIT_OK
+
+
+def _actions(args: argparse.Namespace) -> int:
+    import datetime as dt
+    import getpass
+    import json
+
+    from driftline import config
+    from driftline.action_store import ActionStore
+
+    if args.db is not None:
+        path = Path(args.db)
+        if not path.exists():
+            raise ConfigError(f"--db {path}: no such action store")
+    else:
+        cfg = config.load(args.config)
+        path = cfg.actions.db or cfg.state_dir / "actions.db"
+        if not path.exists():
+            raise ConfigError(f"{path}: no action store yet (the engine creates it when it starts)")
+
+    def when(t: float) -> str:
+        return dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="seconds")
+
+    store = ActionStore(path)
+    try:
+        cmd = args.actions_command
+        if cmd == "list":
+            records = store.recent(args.status, args.limit)
+            if args.format == "json":
+                print(json.dumps([r.to_json() for r in records], indent=2))
+            elif not records:
+                print("no actions" + (f" {args.status}" if args.status else ""))
+            for r in records if args.format == "text" else ():
+                print(
+                    f"{r.id}  {r.status:<8} {r.action:<12} {r.model} version {r.version}  "
+                    f"{when(r.created)}  policy {r.policy} ({r.mode})"
+                )
+        elif cmd == "show":
+            r = store.get(args.id)
+            entries = store.audit(r.id)
+            if args.format == "json":
+                doc = r.to_json()
+                doc["audit"] = [
+                    {"at": a.at, "event": a.event, "actor": a.actor, "detail": a.detail}
+                    for a in entries
+                ]
+                print(json.dumps(doc, indent=2))
+            else:
+                print(f"action {r.id}: {r.action} of {r.model} version {r.version}, {r.status}")
+                print(f"  policy {r.policy} ({r.mode}), window {r.window}, health {r.health}")
+                print(f"  reason: {r.reason}")
+                if r.result:
+                    print(f"  result: {r.result}")
+                for a in entries:
+                    print(f"  {when(a.at)}  {a.event:<9} by {a.actor}: {a.detail}")
+        else:
+            actor = args.by or getpass.getuser()
+            r = store.decide(args.id, cmd == "approve", actor, args.note)
+            print(f"action {r.id} ({r.action} of {r.model} version {r.version}) {r.status}")
+    finally:
+        store.close()
     return EXIT_OK
 
 

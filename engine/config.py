@@ -32,11 +32,13 @@ from pathlib import Path
 from typing import Any
 
 from driftline import baseline as bl
+from driftline.actions import ACTIONS, KINDS, MODES, Hook, Policy
 from driftline.alerts import FORMATS, RenderOptions
 from driftline.connectors.webhooks import Receiver
 from driftline.detectors import DriftPolicy, Statistic
 from driftline.events import FieldMap
 from driftline.exceptions import BaselineError, ConfigError
+from driftline.health import Health
 from driftline.outbox import RetryPolicy
 from driftline.proxy import DETECTORS, SERIES, SEVERITIES, TASKS, ProxyConfig, Rule
 from driftline.windows import parse_duration
@@ -106,6 +108,22 @@ class _Table:
         except ConfigError as exc:
             raise ConfigError(f"{self._name(key)}: {exc}") from None
 
+    def boolean(self, key: str, default: bool = False) -> bool:
+        value = self._get(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise ConfigError(f"{self._name(key)} must be true or false, got {value!r}")
+        return value
+
+    def optional_number(self, key: str) -> float | None:
+        value = self._get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{self._name(key)} must be a number, got {value!r}")
+        return float(value)
+
     def strings(self, key: str) -> tuple[str, ...]:
         value = self._get(key)
         if value is None:
@@ -144,6 +162,7 @@ class Topics:
     labels: str | None = None
     windows: str = "driftline.windows"
     alerts: str = "driftline.alerts"
+    actions: str = "driftline.actions"
     dead_letter: str = "driftline.dead-letter"
 
 
@@ -199,6 +218,22 @@ class AlertsConfig:
 
 
 @dataclass(frozen=True)
+class ActionsConfig:
+    """``[actions]`` and its ``[[actions.policies]]``."""
+
+    policies: tuple[Policy, ...] = ()
+    db: Path | None = None
+    """The action store and audit log (SQLite); default ``<state.dir>/actions.db``."""
+    max_attempts: int = 10
+    """Failed attempts (registry or endpoint down) before an action is given up."""
+
+    @property
+    def topic(self) -> bool:
+        """Whether some policy publishes on the actions topic."""
+        return any(p.topic for p in self.policies)
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     kafka: KafkaConfig
@@ -213,6 +248,7 @@ class Config:
     registry: str | None = None
     """``[registry] url``: where versions' baselines are resolved and health is written."""
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    actions: ActionsConfig = field(default_factory=ActionsConfig)
 
     def model(self, name: str) -> ModelConfig | None:
         return next((m for m in self.models if m.name == name), None)
@@ -383,6 +419,68 @@ def _alerts(t: _Table, base: Path) -> AlertsConfig:
     return cfg
 
 
+def _actions(t: _Table, base: Path, registry: str | None, models: tuple[str, ...]) -> ActionsConfig:
+    policies: list[Policy] = []
+    for r in t.tables("policies"):
+        name = r.string("name", required=True)
+        if any(p.name == name for p in policies):
+            raise ConfigError(f"{r.path}.name: policy {name!r} is configured twice")
+        model = r.optional_string("model")
+        if model is not None and model not in models:
+            raise ConfigError(f"{r.path}.model: {model!r} is not a configured model {list(models)}")
+        health = r.optional_string("health")
+        if health is not None and health not in ("warning", "critical"):
+            raise ConfigError(f"{r.path}.health must be 'warning' or 'critical', got {health!r}")
+        url, url_env = r.optional_string("url"), r.optional_string("url_env")
+        hook = None
+        headers = _string_map(r, "headers")
+        secret_env = r.optional_string("secret_env")
+        body = r.optional_string("body")
+        timeout = r.duration("timeout")
+        if url is not None or url_env is not None:
+            hook = Hook(url, url_env, secret_env, headers, **_given(timeout=timeout, body=body))
+        elif secret_env or headers or body or timeout:
+            raise ConfigError(
+                f"{r.path}: secret_env, headers, body and timeout need url or url_env"
+            )
+        cooldown = r.duration("cooldown")
+        policy = Policy(
+            name=name,
+            action=r.choice("action", ACTIONS, "retrain"),  # type: ignore[arg-type]
+            mode=r.choice("mode", MODES, "approve"),  # type: ignore[arg-type]
+            model=model,
+            alias=r.optional_string("alias"),
+            health=None if health is None else Health.parse(health),
+            for_windows=r.integer("for_windows", 1),
+            statistic=r.optional_string("statistic"),
+            feature=r.optional_string("feature"),
+            threshold=r.optional_number("threshold"),
+            kind=r.choice("kind", KINDS, "skew"),
+            canary_worse=r.boolean("canary_worse"),
+            stable_alias=r.string("stable_alias", "production"),
+            cooldown=3600.0 if cooldown is None else cooldown,
+            hook=hook,
+            topic=r.boolean("topic"),
+        )
+        if registry is None and (policy.action != "retrain" or policy.canary_worse):
+            raise ConfigError(
+                f"{r.path}: {policy.action}{' with canary_worse' if policy.canary_worse else ''} "
+                "needs the model registry: add [registry] url"
+            )
+        if registry is None and policy.alias is not None:
+            raise ConfigError(f"{r.path}.alias: aliases live in the registry: add [registry] url")
+        policies.append(policy)
+        r.done()
+    db = t.optional_string("db")
+    cfg = ActionsConfig(
+        policies=tuple(policies),
+        db=_resolve(base, db) if db else None,
+        max_attempts=t.integer("max_attempts", 10),
+    )
+    t.done()
+    return cfg
+
+
 def _policy(t: _Table) -> DriftPolicy:
     stats = {s.value for s in Statistic}
     numeric = t.string("numeric_statistic", Statistic.PSI.value)
@@ -416,6 +514,7 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
         labels=topics_t.optional_string("labels"),
         windows=topics_t.string("windows", "driftline.windows"),
         alerts=topics_t.string("alerts", "driftline.alerts"),
+        actions=topics_t.string("actions", "driftline.actions"),
         dead_letter=topics_t.string("dead_letter", "driftline.dead-letter"),
     )
     topics_t.done()
@@ -454,6 +553,7 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
     reg.done()
     alerts = _alerts(root.table("alerts"), base)
     models = _models(root.tables("models"), base, registry)
+    actions = _actions(root.table("actions"), base, registry, tuple(m.name for m in models))
     root.done()
     return Config(
         path,
@@ -467,6 +567,7 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
         fields=fields,
         registry=registry,
         alerts=alerts,
+        actions=actions,
     )
 
 

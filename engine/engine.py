@@ -69,6 +69,24 @@ class ConfigBaselines:
         return self._loaded[path]
 
 
+class WindowListener(Protocol):
+    """Told of every closed window's records (after health), e.g. the action policies;
+    its state is part of the engine's checkpoint."""
+
+    def on_window(
+        self,
+        model: str,
+        version: str,
+        source: str,
+        skew: dict[str, Any],
+        drift: dict[str, Any] | None,
+    ) -> None: ...
+
+    def snapshot(self) -> Any: ...
+
+    def restore(self, state: Any) -> None: ...
+
+
 @dataclass(frozen=True)
 class Origin:
     """Where a message came from."""
@@ -141,6 +159,7 @@ class Engine:
         fields: FieldMap | None = None,
         threads: int = 0,
         on_change: Callable[[str, str, Change], None] | None = None,
+        listener: WindowListener | None = None,
     ) -> None:
         self.config = config
         self.sink = sink
@@ -154,6 +173,7 @@ class Engine:
         """Next offset to read per (topic, partition): everything before it is in the state."""
         self.counters = EngineCounters()
         self.on_change = on_change
+        self.listener = listener
         topics = config.kafka.topics
         self._sources = {topics.inference: INFERENCE}
         if topics.features:
@@ -343,6 +363,8 @@ class Engine:
             )
             if self.on_change is not None:
                 self.on_change(stream.model, stream.version, change)
+        if self.listener is not None:
+            self.listener.on_window(stream.model, stream.version, stream.source, skew, drift)
 
     # -- partitions ----------------------------------------------------------------------
 
@@ -407,6 +429,8 @@ class Engine:
             "health": health,
             "proxies": proxies,
         }
+        if self.listener is not None:
+            meta["listener"] = self.listener.snapshot()
         return Snapshot(meta, tables, arrays)
 
     def restore(self, snap: Snapshot) -> None:
@@ -417,6 +441,8 @@ class Engine:
             state = {k: v for k, v in h.items() if k not in ("model", "version")}
             state["hysteresis"] = self.config.hysteresis
             self.health[(h["model"], h["version"])] = HealthTracker.restore(state)
+        if self.listener is not None and "listener" in meta:
+            self.listener.restore(meta["listener"])
         proxy_state = {
             (m, v): snap.arrays[f"proxy{i}"].tobytes()
             for i, (m, v) in enumerate(meta.get("proxies", []))

@@ -33,3 +33,7 @@ class AlertError(DriftlineError):
 
 class OutboxFull(AlertError):
     """The alert outbox holds its maximum of undelivered rows; a new alert is refused."""
+
+
+class ActionError(DriftlineError):
+    """An action cannot be recorded, found, approved or carried out."""

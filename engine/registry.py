@@ -16,7 +16,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -171,3 +173,41 @@ class HealthTags:
         except UnknownVersion:  # configured in the file only: registered, so that its
             self.registry.register(model, version, None)  # health has a home
             self.registry.set_tags(model, version, tags)
+
+
+class AliasCache:
+    """Each model's aliases as the registry last said, re-read after ``ttl`` seconds (the
+    action policies look them up on every window). A registry that cannot be reached gives
+    the last answer (or none), logged."""
+
+    def __init__(
+        self, registry: Registry, ttl: float = 2.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.registry = registry
+        self.ttl = ttl
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[float, dict[str, str]]] = {}
+        self._failed: set[str] = set()
+
+    def __call__(self, model: str) -> dict[str, str]:
+        now = self.clock()
+        with self._lock:
+            hit = self._cache.get(model)
+        if hit is not None and now - hit[0] < self.ttl:
+            return hit[1]
+        try:
+            aliases = dict(self.registry.model(model).aliases)
+        except RegistryError as exc:
+            level = logging.DEBUG if model in self._failed else logging.WARNING
+            log.log(level, "model %r: aliases not read from the registry: %s", model, exc)
+            self._failed.add(model)
+            aliases = hit[1] if hit is not None else {}
+        with self._lock:
+            self._cache[model] = (now, aliases)
+        return aliases
+
+    def forget(self, model: str) -> None:
+        """Read ``model``'s aliases afresh next time (after driftline moved one)."""
+        with self._lock:
+            self._cache.pop(model, None)

@@ -24,17 +24,21 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, TypeVar
 
+from driftline.action_store import ActionStore
+from driftline.actions import Policies
 from driftline.alerts import AlertCounters, Alerter, render_json
 from driftline.config import Config
 from driftline.connectors.webhooks import Dispatcher
 from driftline.engine import Engine, Messages
-from driftline.exceptions import DriftlineError
+from driftline.exceptions import ActionError, DriftlineError
+from driftline.executor import ActionCounters, Executor
 from driftline.health import Change
 from driftline.outbox import Outbox
+from driftline.registry import AliasCache, Registry
 from driftline.state import StateDir
 
 log = logging.getLogger("driftline.serve")
@@ -335,6 +339,69 @@ class Alerting:
         self.outbox.close()
 
 
+class Acting:
+    """The action policies (``[[actions.policies]]``) on every closed window: proposals
+    recorded in the action store (``<state.dir>/actions.db``), carried out by the executor
+    thread. The engine's :class:`~driftline.engine.WindowListener`."""
+
+    def __init__(self, config: Config, registry: Registry | None, sink: Any) -> None:
+        cfg = config.actions
+        self.store = ActionStore(cfg.db or config.state_dir / "actions.db")
+        self.policies = Policies(cfg.policies)
+        self.counters = ActionCounters()  # for driftline_actions_total, when /metrics comes
+        self.aliases = AliasCache(registry) if registry is not None else None
+        self.executor = Executor(
+            self.store,
+            cfg.policies,
+            registry,
+            publish=sink.publish_action if cfg.topic else None,
+            retry=replace(config.alerts.retry, max_attempts=cfg.max_attempts),
+            counters=self.counters,
+            on_done=self.aliases.forget if self.aliases is not None else None,
+        )
+
+    def start(self) -> None:
+        self.executor.start()
+
+    def on_window(
+        self,
+        model: str,
+        version: str,
+        source: str,
+        skew: dict[str, Any],
+        drift: dict[str, Any] | None,
+    ) -> None:
+        if not self.policies.policies:
+            return
+        aliases = self.aliases(model) if self.aliases is not None else {}
+        for p in self.policies.on_window(model, version, source, skew, drift, aliases):
+            try:
+                outcome = self.store.propose(p)
+            except ActionError as exc:  # the store is unusable: logged, the engine goes on
+                log.error("action %s of %r version %r not recorded: %s", p.policy.action,
+                          model, version, exc)  # fmt: skip
+                continue
+            if outcome == "cooldown":
+                self.counters.inc(p.policy.action, "cooldown")
+            elif outcome == "created":
+                self.counters.inc(p.policy.action, "proposed")
+                log.warning(
+                    "action %s proposed: %s of %r version %r by policy %r (%s): %s",
+                    p.key, p.policy.action, model, version, p.policy.name, p.policy.mode,
+                    p.reason,
+                )  # fmt: skip
+
+    def snapshot(self) -> Any:
+        return self.policies.snapshot()
+
+    def restore(self, state: Any) -> None:
+        self.policies.restore(state)
+
+    def close(self) -> None:
+        self.executor.stop(timeout=5.0)
+        self.store.close()
+
+
 def serve(config: Config, opts: ServeOptions) -> int:
     """Run until SIGTERM/SIGINT (or ``idle_exit``); returns the exit code."""
     from driftline.connectors.kafka import KafkaSink, KafkaSource, check_topics
@@ -347,11 +414,10 @@ def serve(config: Config, opts: ServeOptions) -> int:
             "metrics; inference and feature events are monitored",
             topics.labels,
         )
-    check_topics(
-        config.kafka,
-        [*inputs, topics.windows, topics.dead_letter, topics.alerts],
-        create=opts.create_topics,
-    )
+    outputs = [topics.windows, topics.dead_letter, topics.alerts]
+    if config.actions.topic:
+        outputs.append(topics.actions)
+    check_topics(config.kafka, [*inputs, *outputs], create=opts.create_topics)
     registry = resolver = tags = None
     if config.registry is not None:
         from driftline.engine import ConfigBaselines
@@ -363,15 +429,19 @@ def serve(config: Config, opts: ServeOptions) -> int:
     with StateDir(config.state_dir) as state:
         sink = KafkaSink(config.kafka)
         alerting = Alerting(config, sink)
+        acting = Acting(config, registry, sink)
         callbacks = [c for c in (tags, alerting) if c is not None]
 
         def on_change(model: str, version: str, change: Change) -> None:
             for callback in callbacks:
                 callback(model, version, change)
 
-        engine = Engine(config, sink, resolver, threads=opts.threads, on_change=on_change)
+        engine = Engine(
+            config, sink, resolver, threads=opts.threads, on_change=on_change, listener=acting
+        )
         try:
             alerting.start()
+            acting.start()
 
             def factory(**callbacks: Any) -> KafkaSource:
                 return KafkaSource(config.kafka, inputs, **callbacks)
@@ -382,6 +452,7 @@ def serve(config: Config, opts: ServeOptions) -> int:
         except DriftlineError:
             raise
         finally:
+            acting.close()
             alerting.close()
             engine.close()
             sink.close()

@@ -26,12 +26,15 @@ from sinks import MemorySink
 
 from driftline import baseline as bl
 from driftline import config as cfgmod
+from driftline.action_store import ActionStore
+from driftline.actions import Policy, Proposal, action_key
 from driftline.baseline import Baseline
 from driftline.cli import main
 from driftline.connectors.mlflow_registry import MlflowError, MlflowRegistry
 from driftline.engine import ConfigBaselines, Engine, Messages
 from driftline.events import JSON
 from driftline.exceptions import ConfigError, RegistryError, UnknownVersion
+from driftline.executor import Executor
 from driftline.health import Change, Health
 from driftline.registry import HealthTags, RegistryBaselines, open_registry, register
 
@@ -185,18 +188,35 @@ def test_alias_set_and_deleted_through_mlflow(reg: MlflowRegistry, server: str) 
     assert reg.model("alias").aliases == {}
 
 
-def test_rollback_is_visible_through_mlflow(reg: MlflowRegistry, server: str) -> None:
-    """A rollback moves the alias; serving that loads models:/NAME@production sees it."""
-    reg.register("rollback", "1", None)
-    reg.register("rollback", "2", None)
-    reg.set_alias("rollback", "production", "2")
-    got = rest(server, "GET", "registered-models/alias", name="rollback", alias="production")
-    assert got["model_version"]["version"] == "2"
-    reg.set_alias("rollback", "production", "1")
+def test_rollback_is_visible_through_mlflow(
+    reg: MlflowRegistry, server: str, tmp_path: Path
+) -> None:
+    """The rollback action moves the alias to the previous healthy version (skipping one
+    tagged critical); serving that loads models:/NAME@production sees it. A canary abort
+    removes the canary alias."""
+    for v in ("1", "2", "3", "4"):
+        reg.register("rollback", v, None)
+    reg.set_alias("rollback", "production", "3")
+    reg.set_alias("rollback", "canary", "4")
+    reg.set_tags("rollback", "2", {"driftline.health": "critical"})
+    store = ActionStore(tmp_path / "actions.db")
+    rollback = Policy("rb", "rollback", mode="auto", health=Health.CRITICAL)
+    abort = Policy("abort", "canary_abort", mode="auto", canary_worse=True)
+    proposals = [
+        Proposal(action_key("rb", "rollback", "3", "inference", 0), rollback, "rollback", "3", 0,
+                 "critical", "health critical"),
+        Proposal(action_key("abort", "rollback", "4", "inference", 0), abort, "rollback", "4", 0,
+                 "ok", "canary worse"),
+    ]  # fmt: skip
+    for prop in proposals:
+        assert store.propose(prop) == "created"
+    Executor(store, (rollback, abort), reg).run_once()
+    assert [store.get(p.key).status for p in proposals] == ["done", "done"]
     got = rest(server, "GET", "registered-models/alias", name="rollback", alias="production")
     assert got["model_version"]["version"] == "1"
     model = rest(server, "GET", "registered-models/get", name="rollback")["registered_model"]
     assert model["aliases"] == [{"alias": "production", "version": "1"}]
+    store.close()
 
 
 class NoBaselines:
