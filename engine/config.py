@@ -41,6 +41,7 @@ from driftline.exceptions import BaselineError, ConfigError
 from driftline.health import Health
 from driftline.outbox import RetryPolicy
 from driftline.proxy import DETECTORS, SERIES, SEVERITIES, TASKS, ProxyConfig, Rule
+from driftline.quality import METRICS, LabelsConfig
 from driftline.windows import parse_duration
 
 
@@ -249,6 +250,7 @@ class Config:
     """``[registry] url``: where versions' baselines are resolved and health is written."""
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     actions: ActionsConfig = field(default_factory=ActionsConfig)
+    labels: LabelsConfig = field(default_factory=LabelsConfig)
 
     def model(self, name: str) -> ModelConfig | None:
         return next((m for m in self.models if m.name == name), None)
@@ -332,10 +334,10 @@ def _proxy(t: _Table) -> ProxyConfig:
     inf = float("inf")
     fields = t.strings("fields")
     for name in fields:
-        if name in SERIES:
-            raise ConfigError(f"{t.path}.fields: {name!r} is a built-in proxy metric")
+        if name in SERIES or name in METRICS:
+            raise ConfigError(f"{t.path}.fields: {name!r} is a built-in metric")
     rules = []
-    metrics = (*SERIES, *fields)
+    metrics = (*SERIES, *fields, *METRICS)
     for r in t.tables("rules"):
         metric = r.string("metric", required=True)
         if metric not in metrics:
@@ -554,6 +556,19 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
     alerts = _alerts(root.table("alerts"), base)
     models = _models(root.tables("models"), base, registry)
     actions = _actions(root.table("actions"), base, registry, tuple(m.name for m in models))
+    lt = root.table("labels")
+    labels = LabelsConfig(
+        **_given(
+            ttl=lt.duration("ttl"),
+            max_pending=lt.integer("max_pending", 0) or None,
+            window=lt.integer("window", 0) or None,
+        )
+    )
+    if labels.ttl <= 0:
+        raise ConfigError(f"labels.ttl must be a positive duration, got {labels.ttl}")
+    if lt.data and not topics.labels:
+        raise ConfigError("labels: set kafka.topics.labels, the topic label events come on")
+    lt.done()
     root.done()
     return Config(
         path,
@@ -568,6 +583,7 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
         registry=registry,
         alerts=alerts,
         actions=actions,
+        labels=labels,
     )
 
 

@@ -26,17 +26,20 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import orjson
 import pyarrow as pa
 from numpy.typing import NDArray
 
 from driftline import baseline as bl
 from driftline.baseline import Baseline
 from driftline.config import Config, WindowConfig
-from driftline.events import MESSAGE, DeadLetter, FieldMap, decode_batch
+from driftline.events import ARROW, MESSAGE, DeadLetter, FieldMap, decode_batch, field_at
 from driftline.exceptions import BaselineError
 from driftline.health import Change, Health, HealthTracker
+from driftline.labels import label_values
 from driftline.monitor import Monitor, Prepared, policy_for, resolve_columns
 from driftline.proxy import ProxyBaseline, ProxyConfig, ProxyTracker
+from driftline.quality import QualityStreams
 from driftline.state import Snapshot, offsets_from_json, offsets_to_json
 from driftline.windows import CountWindower, TimeWindower, Window, Windower, restore_windower
 
@@ -44,6 +47,7 @@ log = logging.getLogger("driftline.engine")
 
 INFERENCE = "inference"
 FEATURES = "features"
+LABELS = "labels"
 
 
 class BaselineResolver(Protocol):
@@ -147,6 +151,8 @@ class EngineCounters:
     """Dead-lettered messages (or Arrow rows) by reason code."""
     windows: int = 0
     records: int = 0
+    labels: int = 0
+    """Label events read (valid ones)."""
 
 
 class Engine:
@@ -178,6 +184,11 @@ class Engine:
         self._sources = {topics.inference: INFERENCE}
         if topics.features:
             self._sources[topics.features] = FEATURES
+        self.quality: QualityStreams | None = None
+        """The label join and performance windows (with ``kafka.topics.labels``)."""
+        if topics.labels:
+            self._sources[topics.labels] = LABELS
+            self.quality = QualityStreams(config.labels)
         self._workers = threads or 2
         self._pool = (
             ThreadPoolExecutor(self._workers, "driftline-column") if self._workers > 1 else None
@@ -199,6 +210,10 @@ class Engine:
         if not msgs.offsets:
             return
         source = self._sources.get(msgs.topic, INFERENCE)
+        if source == LABELS:
+            self._labels(msgs)
+            self.positions[(msgs.topic, msgs.partition)] = msgs.offsets[-1] + 1
+            return
         decoded = decode_batch(msgs.values, msgs.content_types, self.fields, msgs.timestamps)
         for letter in decoded.dead:
             self._dead(letter, msgs)
@@ -213,6 +228,8 @@ class Engine:
                     self._no_baseline(model, version, table, msgs)
                     continue
                 self.counters.events[(model, version, source)] += table.num_rows
+                if self.quality is not None and source == INFERENCE:
+                    self.quality.predictions(model, version, table)
                 windows = stream.windower.push(self._columns(stream, table))
                 if windows:
                     closed.setdefault((model, version, source), []).extend(windows)
@@ -224,6 +241,73 @@ class Engine:
         origin = Origin(msgs.topic, msgs.partition, msgs.offsets[letter.message])
         self.counters.invalid[letter.code] += 1
         self.sink.dead_letter(letter, origin)
+
+    def _labels(self, msgs: Messages) -> None:
+        """Label events: joined to their predictions; closed performance windows published."""
+        assert self.quality is not None
+        ids, raw, where = self._decode_labels(msgs)
+        values, bad = label_values(raw)
+        for i in bad:
+            m = where[i]
+            reason = f"label {raw[i]!r} is not a number or a boolean"
+            self._dead(DeadLetter(msgs.values[m] or b"", reason, "bad_label", m), msgs)
+        if bad:
+            keep = np.ones(len(ids), dtype=bool)
+            keep[bad] = False
+            ids = [ids[i] for i in np.flatnonzero(keep)]
+            values = values[keep]
+        self.counters.labels += len(ids)
+        for record in self.quality.labels(ids, values, self._setup):
+            key = (record["model"], record["version"])
+            tracker = self.health.get(key)
+            record["health"] = str(tracker.state) if tracker is not None else "ok"
+            self.sink.publish(record)
+            self.counters.records += 1
+
+    def _decode_labels(self, msgs: Messages) -> tuple[list[str], list[Any], list[int]]:
+        """(ids, raw label values, message index of each); undecodable messages and events
+        without an id or a label are dead-lettered."""
+        f = self.fields
+        ids: list[str] = []
+        raw: list[Any] = []
+        where: list[int] = []
+        for m, (value, ctype) in enumerate(zip(msgs.values, msgs.content_types, strict=True)):
+            if ctype is not None and ctype.split(";")[0].strip() == ARROW:
+                try:
+                    with pa.ipc.open_stream(value or b"") as reader:
+                        table = reader.read_all()
+                    rows = table.select([f.id, f.label]).to_pylist()
+                except (pa.ArrowInvalid, pa.ArrowKeyError, KeyError, OSError) as exc:
+                    reason = f"not an Arrow stream with {f.id!r} and {f.label!r} columns: {exc}"
+                    self._dead(DeadLetter(value or b"", reason, "bad_arrow", m), msgs)
+                    continue
+            else:
+                try:
+                    obj = orjson.loads(value or b"")
+                except orjson.JSONDecodeError as exc:
+                    self._dead(DeadLetter(value or b"", f"not JSON: {exc}", "not_json", m), msgs)
+                    continue
+                if not isinstance(obj, dict):
+                    reason = "a label event must be a JSON object"
+                    self._dead(DeadLetter(value or b"", reason, "not_object", m), msgs)
+                    continue
+                rows = [{f.id: field_at(obj, f.id), f.label: field_at(obj, f.label)}]
+            for row in rows:
+                event_id, label = row.get(f.id), row.get(f.label)
+                if event_id is None or label is None or isinstance(event_id, bool | dict | list):
+                    reason = f"a label event needs {f.id!r} and {f.label!r}"
+                    self._dead(DeadLetter(value or b"", reason, "missing_field", m), msgs)
+                    continue
+                ids.append(str(event_id))
+                raw.append(label)
+                where.append(m)
+        return ids, raw, where
+
+    def _setup(self, model: str, version: str) -> tuple[Baseline, ProxyConfig] | None:
+        stream = self.streams.get((model, version, INFERENCE))
+        if stream is None:
+            return None
+        return stream.monitor.baseline, self._proxy_config(model)
 
     def _no_baseline(self, model: str, version: str, table: pa.Table, msgs: Messages) -> None:
         if (model, version) not in self._unknown:
@@ -330,6 +414,11 @@ class Engine:
                 skew["health"] = str(max(Health.parse(skew["health"]), level))
                 reasons += tuple(proxy_reasons)
                 skew["reasons"] = [*skew["reasons"], *proxy_reasons]
+        if self.quality is not None and stream.source == INFERENCE:
+            level, quality_reasons = self.quality.verdict(stream.model, stream.version)
+            if quality_reasons:
+                observed = max(observed, level)
+                reasons += tuple(quality_reasons)
         if drift is not None:  # what the skew reasons do not already say
             seen = set(reasons)
             reasons += tuple(f"vs previous window: {r}" for r in drift["reasons"] if r not in seen)
@@ -431,6 +520,9 @@ class Engine:
         }
         if self.listener is not None:
             meta["listener"] = self.listener.snapshot()
+        if self.quality is not None:
+            meta["quality"], quality_arrays = self.quality.snapshot()
+            arrays.update({f"q.{k}": v for k, v in quality_arrays.items()})
         return Snapshot(meta, tables, arrays)
 
     def restore(self, snap: Snapshot) -> None:
@@ -482,6 +574,9 @@ class Engine:
             data = proxy_state.get((stream.model, stream.version))
             if data is not None and stream.source == INFERENCE:
                 self._tracker(stream).loads(data)
+        if self.quality is not None and "quality" in meta:  # after the streams: _setup
+            arrays = {k[2:]: v for k, v in snap.arrays.items() if k.startswith("q.")}
+            self.quality.restore(meta["quality"], arrays, self._setup)
         log.info(
             "resumed from the checkpoint: %d streams, %d partitions",
             len(self.streams),

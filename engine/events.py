@@ -88,7 +88,7 @@ class Decoded:
         return sum(t.num_rows for parts in self.tables.values() for t in parts)
 
 
-def _path(obj: Mapping[str, Any], dotted: str) -> Any:
+def field_at(obj: Mapping[str, Any], dotted: str) -> Any:
     cur: Any = obj
     for part in dotted.split("."):
         if not isinstance(cur, dict):
@@ -178,10 +178,10 @@ def _decode_json_each(values: Sequence[bytes], fields: FieldMap, nows: Sequence[
             group = groups[key] = _Group()
         group.append(
             i,
-            _path(obj, fields.id),
+            field_at(obj, fields.id),
             ts,
-            _path(obj, fields.features),
-            _path(obj, fields.prediction),
+            field_at(obj, fields.features),
+            field_at(obj, fields.prediction),
         )
     for key, group in groups.items():
         out.add(key, group.table())
@@ -191,18 +191,18 @@ def _decode_json_each(values: Sequence[bytes], fields: FieldMap, nows: Sequence[
 def _check(
     obj: Mapping[str, Any], fields: FieldMap, now: float
 ) -> tuple[str | None, str, tuple[str, str] | None, float | None]:
-    model = _path(obj, fields.model)
+    model = field_at(obj, fields.model)
     if not isinstance(model, str) or not model:
         return f"missing or empty field '{fields.model}'", "missing_field", None, None
-    version = _version(_path(obj, fields.version))
+    version = _version(field_at(obj, fields.version))
     if version is None:
         reason = f"missing field '{fields.version}' (a string or an integer)"
         return reason, "missing_field", None, None
-    features = _path(obj, fields.features)
+    features = field_at(obj, fields.features)
     if not isinstance(features, dict):
         reason = f"field '{fields.features}' must be an object of feature values"
         return reason, "missing_field", None, None
-    raw_ts = _path(obj, fields.ts)
+    raw_ts = field_at(obj, fields.ts)
     ts = now if raw_ts is None else parse_ts(raw_ts)
     if ts is None:
         reason = f"field '{fields.ts}' must be epoch seconds or ISO-8601, got {raw_ts!r}"

@@ -204,6 +204,8 @@ class ProxyTracker:
     cfg: ProxyConfig
     baseline: ProxyBaseline
     detectors: dict[str, Any] = field(default_factory=dict)
+    series: tuple[str, ...] | None = None
+    """The metrics watched by detectors; None: :data:`SERIES` and the named fields."""
 
     def _detector(self, metric: str) -> Any:
         d = self.detectors.get(metric)
@@ -227,7 +229,8 @@ class ProxyTracker:
         changes: list[dict[str, Any]] = []
         reasons: list[str] = []
         level = Health.OK
-        names = [m for m in (*SERIES, *self.cfg.fields) if metrics.get(m) is not None]
+        series = self.series if self.series is not None else (*SERIES, *self.cfg.fields)
+        names = [m for m in series if metrics.get(m) is not None]
         for metric in names:
             value = float(metrics[metric])
             base = self.baseline.values.get(metric)

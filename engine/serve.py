@@ -407,13 +407,7 @@ def serve(config: Config, opts: ServeOptions) -> int:
     from driftline.connectors.kafka import KafkaSink, KafkaSource, check_topics
 
     topics = config.kafka.topics
-    inputs = [t for t in (topics.inference, topics.features) if t]
-    if topics.labels:
-        log.warning(
-            "kafka.topics.labels (%s) is not read yet: label joins arrive with the quality "
-            "metrics; inference and feature events are monitored",
-            topics.labels,
-        )
+    inputs = [t for t in (topics.inference, topics.features, topics.labels) if t]
     outputs = [topics.windows, topics.dead_letter, topics.alerts]
     if config.actions.topic:
         outputs.append(topics.actions)

@@ -168,7 +168,7 @@ def test_a_pickled_tracker_continues_where_it_stopped() -> None:
     [
         ("[models.proxy]\ntask = 'ranking'", "models[0].proxy.task must be one of"),
         ("[models.proxy]\nthreshold = 'high'", "models[0].proxy.threshold must be a number"),
-        ("[models.proxy]\nfields = ['event_rate']", "is a built-in proxy metric"),
+        ("[models.proxy]\nfields = ['event_rate']", "is a built-in metric"),
         ("[models.proxy]\nwindows = 3", "models[0].proxy.windows: unknown key"),
         (
             "[[models.proxy.rules]]\nmetric = 'latency'\nmax_ratio = 2",
