@@ -380,3 +380,30 @@ def test_a_second_engine_joining_the_group_takes_a_partition_without_loss_or_dou
         assert total == (9000 if partial else 8000), (model, total, partial)
         assert len(partial) <= 1 and all(0 < c < 2000 for c in partial), partial
     assert any("assigned 1 partitions" in e for e in errs), errs
+
+
+def test_labels_topic_gives_performance_records(broker: str, data: Path, tmp_path: Path) -> None:
+    """Late labels on their own topic are joined to the predictions the engine saw."""
+    topics = {**topics_for("labels"), "labels": "labels-lab"}
+    create_topics(broker, topics.values())
+    cfg = write_config(
+        tmp_path / "d.toml", broker, topics, data / "fraud.dlb", tmp_path / "state",
+        extra="[labels]\nwindow = 2500\nttl = '30d'\n",
+    )  # fmt: skip
+    table = pq.read_table(data / "serving.parquet").slice(0, 10_000)
+    produce_events(broker, topics["inference"], events(table))
+    finish(serve(cfg, "--idle-exit", "3"))  # predictions first: labels come late
+    rows = table.select(["id", "label"]).to_pylist()
+    produce_json(broker, topics["labels"], [orjson.dumps(r) for r in rows], key=b"fraud")
+    produce_json(broker, topics["labels"], [b'{"id": "nobody", "label": 1}', b"{bad"])
+    err = finish(serve(cfg, "--idle-exit", "3"))
+    assert "1 dead letters" in err
+    got = [r for r in records(broker, topics["windows"], 13) if r["kind"] == "performance"]
+    assert [r["window"]["count"] for r in got] == [2500] * 4
+    y = [r["label"] for r in rows]
+    s = table.column("score").to_pylist()
+    for i, r in enumerate(got):
+        part = slice(i * 2500, (i + 1) * 2500)
+        want = sum((p >= 0.5) == (t == 1) for p, t in zip(s[part], y[part], strict=True)) / 2500
+        assert r["realised"]["accuracy"] == want
+    assert got[-1]["labels"]["unmatched"] == 0  # "nobody" comes after the last full window
