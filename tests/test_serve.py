@@ -407,3 +407,48 @@ def test_labels_topic_gives_performance_records(broker: str, data: Path, tmp_pat
         want = sum((p >= 0.5) == (t == 1) for p, t in zip(s[part], y[part], strict=True)) / 2500
         assert r["realised"]["accuracy"] == want
     assert got[-1]["labels"]["unmatched"] == 0  # "nobody" comes after the last full window
+
+
+def test_alerts_outlive_a_30s_receiver_outage_and_an_engine_kill(
+    broker: str, data: Path, tmp_path: Path
+) -> None:
+    """The issue's bar: the receiver is down for 30 s; the engine is killed (-9) in the
+    middle and restarted; once the receiver is back every alert arrives exactly once."""
+    topics, cfg = stream_setup(broker, "outage", data, tmp_path)
+    hook = HookServer(secret=b"hook-secret")  # not up: connections are refused
+    with cfg.open("a") as fh:  # retries capped at 1 s so the wait after the outage is short
+        fh.write(
+            "[alerts]\nretry_base = '0.1s'\nretry_cap = '1s'\n[[alerts.receivers]]\n"
+            f"name = 'oncall'\nurl = '{hook.url}'\nsecret_env = 'HOOK_SECRET'\n"
+        )
+    env = {**os.environ, "HOOK_SECRET": "hook-secret"}
+    produce_events(broker, topics["inference"], events(pq.read_table(data / "serving.parquet")))
+    down_at = time.monotonic()
+    first = serve(cfg, env=env)
+    outbox = tmp_path / "state" / "alerts.db"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not outbox.exists():
+        time.sleep(0.1)
+    time.sleep(max(0.0, down_at + 12 - time.monotonic()))  # alerts stored, retried, failing
+    first.send_signal(signal.SIGKILL)
+    first.communicate(timeout=30)
+    second = serve(cfg, env=env)  # resumes from its checkpoint and the outbox
+    time.sleep(max(0.0, down_at + 30 - time.monotonic()))
+    assert hook.received() == []
+    hook.up()
+    try:
+        alerts = [orjson.loads(v) for _, v, _ in read_all(broker, topics["alerts"], 1)]
+        ids = {a["id"] for a in alerts}
+        assert ids
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and set(hook.delivered()) != ids:
+            time.sleep(0.1)
+        second.send_signal(signal.SIGTERM)
+        finish(second, timeout=30)
+        delivered = hook.delivered()
+        assert all(r.signed for r in hook.received())
+    finally:
+        hook.down()
+        if second.poll() is None:
+            second.kill()
+    assert set(delivered) == ids and set(delivered.values()) == {1}
