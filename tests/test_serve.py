@@ -418,11 +418,16 @@ def test_alerts_outlive_a_30s_receiver_outage_and_an_engine_kill(
     hook = HookServer(secret=b"hook-secret")  # not up: connections are refused
     with cfg.open("a") as fh:  # retries capped at 1 s so the wait after the outage is short
         fh.write(
+            "[health]\nhysteresis = 1\n"
             "[alerts]\nretry_base = '0.1s'\nretry_cap = '1s'\n[[alerts.receivers]]\n"
             f"name = 'oncall'\nurl = '{hook.url}'\nsecret_env = 'HOOK_SECRET'\n"
         )
     env = {**os.environ, "HOOK_SECRET": "hook-secret"}
-    produce_events(broker, topics["inference"], events(pq.read_table(data / "serving.parquet")))
+    table = pq.read_table(data / "serving.parquet")
+    produce_events(broker, topics["inference"], events(table, version="7"))  # drifts
+    calm, drifted = table.slice(0, 4000), table.slice(16_000)
+    back = pa.concat_tables([calm, drifted, calm])  # version 8 drifts and recovers
+    produce_events(broker, topics["inference"], events(back, version="8"))
     down_at = time.monotonic()
     first = serve(cfg, env=env)
     outbox = tmp_path / "state" / "alerts.db"
@@ -439,7 +444,11 @@ def test_alerts_outlive_a_30s_receiver_outage_and_an_engine_kill(
     try:
         alerts = [orjson.loads(v) for _, v, _ in read_all(broker, topics["alerts"], 1)]
         ids = {a["id"] for a in alerts}
-        assert ids
+        assert {(a["version"], a["status"]) for a in alerts} >= {
+            ("7", "firing"),
+            ("8", "firing"),
+            ("8", "resolved"),
+        }
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and set(hook.delivered()) != ids:
             time.sleep(0.1)
