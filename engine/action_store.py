@@ -20,16 +20,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from driftline.actions import Proposal
 from driftline.exceptions import ActionError
+from driftline.sqlite_file import SqliteFile
 
 Status = Literal[
     "pending", "approved", "queued", "done", "failed", "rejected", "skipped", "dry-run"
@@ -137,38 +136,20 @@ def _record(row: Sequence[Any]) -> Record:
     )  # fmt: skip
 
 
-class ActionStore:
+class ActionStore(SqliteFile):
     """Actions and their audit log in the SQLite file at ``path`` (created if missing).
     Safe to share between threads; several processes may open the same file (the engine
     and ``driftline actions approve``)."""
 
-    def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time) -> None:
-        self.path = Path(path)
-        self.clock = clock
-        self._lock = threading.RLock()
-        self._listeners: list[Callable[[], None]] = []
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(
-                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
-            )
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                self._db.close()
-                raise ActionError(
-                    f"{self.path}: the action store is from a newer driftline (schema "
-                    f"{version}, this one reads {SCHEMA_VERSION}); upgrade driftline"
-                )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
-            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        except (sqlite3.Error, OSError) as exc:
-            raise ActionError(f"{self.path}: cannot open the action store: {exc}") from None
+    WHAT = "action store"
+    ERROR = ActionError
+    SCHEMA = _SCHEMA
+    SCHEMA_VERSION = SCHEMA_VERSION
 
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
+    def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self._listeners: list[Callable[[], None]] = []
+        super().__init__(path)
 
     def subscribe(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` whenever an action becomes runnable in this process."""
@@ -177,27 +158,6 @@ class ActionStore:
     def _wake(self) -> None:
         for listener in self._listeners:
             listener()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._db
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise ActionError(f"{self.path}: action store: {exc}") from None
-
-    def _read(self, sql: str, args: Sequence[object] = ()) -> list[Any]:
-        with self._lock:
-            try:
-                return self._db.execute(sql, args).fetchall()
-            except sqlite3.Error as exc:
-                raise ActionError(f"{self.path}: action store: {exc}") from None
 
     @staticmethod
     def _audit(

@@ -475,6 +475,14 @@ def _check(args: argparse.Namespace) -> int:
         print(f"  registry {cfg.registry}")
     receivers = ", ".join(f"{r.name} ({r.format})" for r in cfg.alerts.receivers)
     print(f"  alerts to the alerts topic{' and ' + receivers if receivers else ''}")
+    if t.labels:
+        lb = cfg.labels
+        print(
+            f"  labels from {t.labels}: joined within {lb.ttl:g} s of event time, "
+            f"performance windows of {lb.window} pairs"
+        )
+    for pol in cfg.actions.policies:
+        print(f"  action policy {pol.name}: {pol.action} ({pol.mode})")
     for m in cfg.models:
         versions = ", ".join(f"{v}: {p}" for v, p in m.versions.items())
         print(

@@ -28,15 +28,14 @@ from __future__ import annotations
 import math
 import random
 import sqlite3
-import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from driftline.alerts import Alert, Severity, Status
 from driftline.exceptions import AlertError, ConfigError, OutboxFull
+from driftline.sqlite_file import SqliteFile
 
 EntryState = Literal["pending", "delivered", "dead"]
 SCHEMA_VERSION = 1
@@ -159,12 +158,17 @@ def _entry(row: Any) -> Entry:
     )
 
 
-class Outbox:
+class Outbox(SqliteFile):
     """Alerts waiting for delivery, in the SQLite file at ``path`` (created if missing).
 
     Every method takes the time (``now``) from its caller, so tests control it. ``rng``
     draws the jitter (a seeded ``random.Random`` in tests; a fresh one by default).
     """
+
+    WHAT = "alert outbox"
+    ERROR = AlertError
+    SCHEMA = _SCHEMA
+    SCHEMA_VERSION = SCHEMA_VERSION
 
     def __init__(
         self,
@@ -176,67 +180,17 @@ class Outbox:
     ) -> None:
         if max_rows < 1:
             raise ConfigError(f"alerts.outbox_max_rows must be a positive integer, got {max_rows}")
-        self.path = Path(path)
         self.max_rows = max_rows
         self.policy = policy if policy is not None else RetryPolicy()
         self.rng = rng if rng is not None else random.Random()
         self.refused = 0
         """Alerts refused because the outbox was full (since this object was made)."""
-        self._lock = threading.RLock()
         self._listeners: list[Callable[[], None]] = []
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(
-                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
-            )
-        except (sqlite3.Error, OSError) as exc:
-            raise AlertError(f"{self.path}: cannot open the alert outbox: {exc}") from None
-        try:
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise AlertError(
-                    f"{self.path}: the alert outbox is from a newer driftline (schema "
-                    f"{version}, this one reads {SCHEMA_VERSION}); upgrade driftline"
-                )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
-            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        except sqlite3.Error as exc:
-            self._db.close()
-            raise AlertError(f"{self.path}: cannot open the alert outbox: {exc}") from None
-        except AlertError:
-            self._db.close()
-            raise
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        super().__init__(path)
 
     def subscribe(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` after every enqueue (the dispatcher wakes up at once)."""
         self._listeners.append(listener)
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._db
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise AlertError(f"{self.path}: alert outbox: {exc}") from None
-
-    def _read(self, sql: str, args: Sequence[object] = ()) -> list[Any]:
-        with self._lock:
-            try:
-                return self._db.execute(sql, args).fetchall()
-            except sqlite3.Error as exc:
-                raise AlertError(f"{self.path}: alert outbox: {exc}") from None
 
     # -- storing -------------------------------------------------------------------------
 
