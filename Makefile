@@ -15,7 +15,7 @@ $(BIN)/driftline: pyproject.toml
 
 # A real MLflow tracking server for tests/test_mlflow_registry.py, in a virtualenv of its
 # own: driftline talks to MLflow over its REST API and does not need the mlflow package,
-# whose pins (pyarrow<26 among them) its environment need not share. ~40 s, ~850 MB.
+# whose pins (pyarrow<26 among them) its environment need not share.
 MLFLOW_VENV ?= .venv-mlflow
 $(MLFLOW_VENV)/bin/mlflow:
 	$(PY) -m venv $(MLFLOW_VENV)

@@ -2,20 +2,21 @@
 
 Tables: ``models``; ``versions`` (each with the baseline file linked to it); ``aliases``
 (``production``, ``canary``, … → a version); ``tags`` per version (driftline writes
-``driftline.health``, ``driftline.reason``, ``driftline.updated``). WAL journal and a busy
-timeout, so the engine and the CLI can use one file at the same time.
+``driftline.health``, ``driftline.reason``, ``driftline.updated``). A
+:class:`~driftline.sqlite_file.SqliteFile`: WAL journal and a busy timeout, so the engine
+and the CLI can use one file at the same time, one lock for the engine's threads.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 
 from driftline.exceptions import RegistryError, UnknownVersion
 from driftline.registry import ModelInfo, VersionInfo
+from driftline.sqlite_file import SqliteFile
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS models (
@@ -48,32 +49,22 @@ CREATE TABLE IF NOT EXISTS tags (
 """
 
 
-class SqliteRegistry:
+class SqliteRegistry(SqliteFile):
+    WHAT = "registry"
+    ERROR = RegistryError
+    SCHEMA = _SCHEMA
+
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+        super().__init__(path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(_SCHEMA)
-        except (sqlite3.Error, OSError) as exc:
+        except sqlite3.Error as exc:
+            self._db.close()
             raise RegistryError(f"{self.path}: cannot open the registry: {exc}") from None
 
     @property
     def url(self) -> str:
         return f"sqlite:///{self.path}"
-
-    def close(self) -> None:
-        self._db.close()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        try:
-            with self._db:
-                yield self._db
-        except sqlite3.Error as exc:
-            raise RegistryError(f"{self.path}: {exc}") from None
 
     def register(self, model: str, version: str, baseline: str | None) -> None:
         now = time.time()
@@ -86,8 +77,8 @@ class SqliteRegistry:
             )
 
     def set_alias(self, model: str, alias: str, version: str) -> None:
-        self._require(model, version)
         with self._tx() as db:
+            self._require(db, model, version)
             db.execute(
                 "INSERT INTO aliases VALUES (?, ?, ?, ?) ON CONFLICT (model, alias) "
                 "DO UPDATE SET version = excluded.version, updated = excluded.updated",
@@ -99,8 +90,8 @@ class SqliteRegistry:
             db.execute("DELETE FROM aliases WHERE model = ? AND alias = ?", (model, alias))
 
     def set_tags(self, model: str, version: str, tags: Mapping[str, str]) -> None:
-        self._require(model, version)
         with self._tx() as db:
+            self._require(db, model, version)
             db.executemany(
                 "INSERT INTO tags VALUES (?, ?, ?, ?) ON CONFLICT (model, version, key) "
                 "DO UPDATE SET value = excluded.value",
@@ -108,11 +99,10 @@ class SqliteRegistry:
             )
 
     def baseline(self, model: str, version: str) -> str | None:
-        with self._tx() as db:
-            row = db.execute(
-                "SELECT baseline FROM versions WHERE model = ? AND version = ?", (model, version)
-            ).fetchone()
-        return None if row is None else row[0]
+        rows = self._read(
+            "SELECT baseline FROM versions WHERE model = ? AND version = ?", (model, version)
+        )
+        return None if not rows else rows[0][0]
 
     def model(self, model: str) -> ModelInfo:
         with self._tx() as db:
@@ -141,11 +131,10 @@ class SqliteRegistry:
             aliases=dict(aliases),
         )
 
-    def _require(self, model: str, version: str) -> None:
-        with self._tx() as db:
-            row = db.execute(
-                "SELECT 1 FROM versions WHERE model = ? AND version = ?", (model, version)
-            ).fetchone()
+    def _require(self, db: sqlite3.Connection, model: str, version: str) -> None:
+        row = db.execute(
+            "SELECT 1 FROM versions WHERE model = ? AND version = ?", (model, version)
+        ).fetchone()
         if row is None:
             raise UnknownVersion(
                 f"model '{model}' version '{version}' is not registered ({self.url}); "

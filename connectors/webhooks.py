@@ -53,6 +53,7 @@ from driftline.alerts import (
     RenderOptions,
     render,
 )
+from driftline.background import Passes
 from driftline.exceptions import ConfigError
 from driftline.outbox import Entry, Outbox
 
@@ -203,31 +204,36 @@ def read_env(environ: Mapping[str, str], var: str, where: str, what: str) -> str
 
 
 @dataclass(frozen=True)
-class _Target:
-    """A receiver with its secrets read: what one POST needs. Nothing secret in repr."""
+class Endpoint:
+    """Where one webhook POSTs, with its secrets read from the environment: the URL (given,
+    or from ``url_env``, checked either way), the HMAC secret, and the strings scrubbed from
+    every message about it. Nothing secret in repr."""
 
-    receiver: Receiver
-    options: RenderOptions
     url: str = field(repr=False)
     secret: bytes | None = field(repr=False)
     hidden: tuple[str, ...] = field(repr=False)
-    """Strings scrubbed from every message about this receiver."""
 
     @classmethod
-    def resolve(cls, r: Receiver, base: RenderOptions, environ: Mapping[str, str]) -> _Target:
-        where = f"alerts.receivers {r.name!r}"
+    def read(
+        cls,
+        where: str,
+        environ: Mapping[str, str],
+        *,
+        url: str | None,
+        url_env: str | None,
+        secret_env: str | None,
+        headers: Mapping[str, str],
+        also_hidden: Sequence[str] = (),
+    ) -> Endpoint:
         env = partial(read_env, environ, where=where)
-        url = r.url if r.url is not None else env(r.url_env or "", what="the url")
-        check_url(url, where)
-        secret = None if r.secret_env is None else env(r.secret_env, what="the secret")
-        key = "" if r.routing_key_env is None else env(r.routing_key_env, what="the key")
-        parts = urlsplit(url)
-        hidden = [url, parts.path, parts.query, parts.password or "", secret or "", key]
-        hidden += list(r.headers.values())
+        target = url if url is not None else env(url_env or "", what="the url")
+        check_url(target, where)
+        secret = None if secret_env is None else env(secret_env, what="the secret")
+        parts = urlsplit(target)
+        hidden = [target, parts.path, parts.query, parts.password or "", secret or ""]
+        hidden += [*headers.values(), *also_hidden]
         return cls(
-            receiver=r,
-            options=replace(base, receiver=r.name, routing_key=key),
-            url=url,
+            url=target,
             secret=None if secret is None else secret.encode(),
             hidden=tuple(sorted({h for h in hidden if len(h) >= _MIN_SECRET}, key=len)[::-1]),
         )
@@ -236,6 +242,34 @@ class _Target:
         for h in self.hidden:
             text = text.replace(h, "***")
         return text
+
+
+@dataclass(frozen=True)
+class _Target:
+    """A receiver with its endpoint read: what one POST needs."""
+
+    receiver: Receiver
+    options: RenderOptions
+    endpoint: Endpoint
+
+    @classmethod
+    def resolve(cls, r: Receiver, base: RenderOptions, environ: Mapping[str, str]) -> _Target:
+        where = f"alerts.receivers {r.name!r}"
+        key = (
+            ""
+            if r.routing_key_env is None
+            else read_env(environ, r.routing_key_env, where=where, what="the key")
+        )
+        endpoint = Endpoint.read(
+            where,
+            environ,
+            url=r.url,
+            url_env=r.url_env,
+            secret_env=r.secret_env,
+            headers=r.headers,
+            also_hidden=[key],
+        )
+        return cls(r, replace(base, receiver=r.name, routing_key=key), endpoint)
 
 
 @dataclass(frozen=True)
@@ -287,20 +321,19 @@ def _classify(status: int) -> Literal["delivered", "retry", "permanent"]:
 
 
 def post_json(
-    url: str,
+    endpoint: Endpoint,
     body: bytes,
     *,
     key: str,
-    secret: bytes | None,
     headers: Mapping[str, str],
     timeout: float,
     now: float,
     opener: urllib.request.OpenerDirector,
-    scrub: Callable[[str], str] = lambda text: text,
 ) -> Outcome:
-    """POST ``body`` (JSON) to ``url`` with driftline's headers (``Idempotency-Key: key``,
-    the timestamp, and the signature when there is a ``secret``), and classify the answer.
-    ``scrub`` removes secrets from the reason."""
+    """POST ``body`` (JSON) to the endpoint with driftline's headers (``Idempotency-Key:
+    key``, the timestamp, and the signature when it has a secret), and classify the answer.
+    The reason is scrubbed of the endpoint's secrets."""
+    secret, scrub = endpoint.secret, endpoint.scrub
     sent = {
         **headers,
         "Content-Type": "application/json",
@@ -310,7 +343,7 @@ def post_json(
     }
     if secret is not None:
         sent[SIGNATURE_HEADER] = sign(secret, body)
-    request = urllib.request.Request(url, data=body, headers=sent, method="POST")
+    request = urllib.request.Request(endpoint.url, data=body, headers=sent, method="POST")
     try:
         with opener.open(request, timeout=timeout) as response:
             response.read(_READ_LIMIT)
@@ -343,19 +376,17 @@ def _post(
 ) -> Outcome:
     r = target.receiver
     return post_json(
-        target.url,
+        target.endpoint,
         render(alert, r.format, target.options),
         key=alert.id,
-        secret=target.secret,
         headers=r.headers,
         timeout=r.timeout,
         now=now,
         opener=opener,
-        scrub=target.scrub,
     )
 
 
-class Dispatcher:
+class Dispatcher(Passes):
     """Drains the outbox: a background thread that POSTs every due alert to its receiver.
 
     ``start()`` runs it, ``stop()`` ends it (the POST in flight finishes first, bounded by
@@ -386,18 +417,14 @@ class Dispatcher:
             )
         env = os.environ if environ is None else environ
         base = options if options is not None else RenderOptions()
+        super().__init__(poll_interval, clock)
         self.outbox = outbox
         self.counters = counters if counters is not None else AlertCounters()
-        self.poll_interval = poll_interval
         self.batch = batch
-        self.clock = clock
         self._targets = {r.name: _Target.resolve(r, base, env) for r in receivers}
         self._opener = opener()
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
         self._passed = threading.Condition()
-        self._thread: threading.Thread | None = None
-        outbox.subscribe(self._wake.set)
+        outbox.subscribe(self.wake)
 
     @property
     def delivered(self) -> int:
@@ -411,25 +438,9 @@ class Dispatcher:
     def dead(self) -> int:
         return self.counters.total("dead")
 
-    # -- the thread ----------------------------------------------------------------------
+    # -- the thread (start, stop: Passes) -----------------------------------------------
 
-    def start(self) -> None:
-        if self._thread is not None:
-            raise RuntimeError("the alert dispatcher is already running")
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._run, name="driftline-alerts", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float | None = None) -> None:
-        """Stop after the POST in flight; wait for the thread (up to ``timeout`` seconds)."""
-        thread, self._thread = self._thread, None
-        if thread is None:
-            return
-        self._stopping.set()
-        self._wake.set()
-        thread.join(timeout)
-        if thread.is_alive():
-            log.warning("the alert dispatcher did not stop within %s s", timeout)
+    WHAT = "alert dispatcher"
 
     def __enter__(self) -> Dispatcher:
         self.start()
@@ -451,21 +462,12 @@ class Dispatcher:
                 self._passed.wait(min(remaining, 0.05))
         return True
 
-    def _run(self) -> None:
-        while not self._stopping.is_set():
-            wait = self.poll_interval
-            try:
-                self.run_once()
-                due = self.outbox.next_due()
-                if due is not None:
-                    wait = min(wait, max(0.0, due - self.clock()))
-            except Exception:  # the thread must outlive a bad pass (disk full, a bug)
-                log.exception("alert dispatcher: pass failed; next in %s s", self.poll_interval)
-            with self._passed:
-                self._passed.notify_all()
-            if wait > 0:
-                self._wake.wait(wait)
-            self._wake.clear()
+    def next_due(self) -> float | None:
+        return self.outbox.next_due()
+
+    def after_pass(self) -> None:
+        with self._passed:
+            self._passed.notify_all()
 
     # -- one pass ------------------------------------------------------------------------
 
@@ -477,7 +479,7 @@ class Dispatcher:
         posts = 0
         failing: set[str] = set()
         for entry in self.outbox.due(now, self.batch):
-            if self._stopping.is_set():
+            if self.stopping:
                 break
             if entry.receiver in failing:
                 continue

@@ -24,11 +24,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from driftline.actions import Proposal
 from driftline.exceptions import ActionError
 from driftline.sqlite_file import SqliteFile
+
+if TYPE_CHECKING:  # driftline.actions imports the webhook connector: not needed to read
+    from driftline.actions import Proposal
 
 Status = Literal[
     "pending", "approved", "queued", "done", "failed", "rejected", "skipped", "dry-run"
@@ -148,16 +150,7 @@ class ActionStore(SqliteFile):
 
     def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
-        self._listeners: list[Callable[[], None]] = []
         super().__init__(path)
-
-    def subscribe(self, listener: Callable[[], None]) -> None:
-        """Call ``listener`` whenever an action becomes runnable in this process."""
-        self._listeners.append(listener)
-
-    def _wake(self) -> None:
-        for listener in self._listeners:
-            listener()
 
     @staticmethod
     def _audit(
@@ -195,7 +188,7 @@ class ActionStore(SqliteFile):
             )  # fmt: skip
             self._audit(db, p.key, now, "proposed", "engine", f"{policy.mode}: {p.reason}")
         if status == "queued":
-            self._wake()
+            self._notify()
         return "created"
 
     # -- people ------------------------------------------------------------------------------
@@ -230,7 +223,7 @@ class ActionStore(SqliteFile):
             )
             self._audit(db, id_, now, status, actor, note)
         if approve:
-            self._wake()
+            self._notify()
         return self.get(id_)
 
     # -- the executor --------------------------------------------------------------------
@@ -238,16 +231,14 @@ class ActionStore(SqliteFile):
     def due(self, now: float, limit: int = 20) -> list[Record]:
         """Runnable actions whose next attempt has come, oldest first."""
         rows = self._read(
-            f"SELECT {_COLUMNS} FROM actions WHERE status IN ('queued', 'approved') "
+            f"SELECT {_COLUMNS} FROM actions WHERE status IN {RUNNABLE} "
             "AND next_attempt <= ? ORDER BY seq LIMIT ?",
             (now, limit),
         )
         return [_record(r) for r in rows]
 
     def next_due(self) -> float | None:
-        rows = self._read(
-            "SELECT MIN(next_attempt) FROM actions WHERE status IN ('queued', 'approved')"
-        )
+        rows = self._read(f"SELECT MIN(next_attempt) FROM actions WHERE status IN {RUNNABLE}")
         return None if rows[0][0] is None else float(rows[0][0])
 
     def progress(self, id_: str, detail: dict[str, Any], event: str) -> None:
@@ -270,7 +261,7 @@ class ActionStore(SqliteFile):
             )
             self._audit(db, id_, now, "retry", "executor", reason)
 
-    def finish(self, id_: str, status: Status, result: str) -> Record:
+    def finish(self, id_: str, status: Status, result: str) -> None:
         if status not in FINAL:
             raise ValueError(f"finish() takes a final status, got {status!r}")
         now = self.clock()
@@ -281,7 +272,6 @@ class ActionStore(SqliteFile):
                 (status, now, result, id_),
             )
             self._audit(db, id_, now, status, "executor", result)
-        return self.get(id_)
 
     # -- reading -------------------------------------------------------------------------
 

@@ -202,20 +202,6 @@ class Proposal:
     health: str
     reason: str
 
-    def document(self, status: str) -> dict[str, Any]:
-        return {
-            "id": self.key,
-            "action": self.policy.action,
-            "policy": self.policy.name,
-            "mode": self.policy.mode,
-            "model": self.model,
-            "version": self.version,
-            "window": self.window,
-            "health": self.health,
-            "reason": self.reason,
-            "status": status,
-        }
-
 
 def action_key(policy: str, model: str, version: str, source: str, window: int) -> str:
     raw = "\x00".join((policy, model, version, source, str(window)))

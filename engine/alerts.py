@@ -154,6 +154,7 @@ class Alert:
         started: float | None = None,
         opened: Severity | None = None,
         alertname: str = ALERTNAME,
+        known: bool = False,
     ) -> Alert:
         """The alert of ``change``.
 
@@ -161,15 +162,17 @@ class Alert:
         sent), and ``started`` when that incident first fired (kept as ``starts_at`` by an
         escalation and by the ``resolved``). When ``opened`` is not given it is read from
         ``change.previous``; the two differ only when alerts were lost or refused, and then
-        the receivers' view is what the next alert must end.
+        the receivers' view is what the next alert must end. With ``known``, ``opened`` is
+        the receivers' view even when None (the last alert resolved): a firing alert then
+        replaces nothing.
         """
         if change.current == change.previous:
             raise ValueError(f"a change must change the health, got {change.current} twice")
         if sequence < 1:
             raise ValueError(f"sequence must be a positive integer, got {sequence}")
-        if opened is None and change.previous is not Health.OK:
-            opened = _SEVERITY[change.previous]
         firing = change.current is not Health.OK
+        if opened is None and change.previous is not Health.OK and not (known and firing):
+            opened = _SEVERITY[change.previous]
         severity = _SEVERITY[change.current] if firing else opened
         if severity is None:  # resolved from ok: ruled out by the first check
             raise ValueError("a resolved alert needs the severity it resolves")
@@ -576,6 +579,7 @@ class Alerter:
                 started=None if opened is None else opened.starts_at,
                 opened=None if opened is None else opened.severity,
                 alertname=self.alertname,
+                known=last is not None,
             )
             if _repeats(last, alert):
                 log.info(

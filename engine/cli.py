@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import get_args
 
 from driftline import __version__
 from driftline.exceptions import ConfigError, DriftlineError
@@ -260,6 +261,8 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Example: driftline actions list --config driftline.toml --status pending && "
         "driftline actions approve 3f9c2a --config driftline.toml --by alice",
     )
+    from driftline.action_store import Status
+
     asub = ac.add_subparsers(dest="actions_command", required=True, metavar="ACTION")
     act_common = argparse.ArgumentParser(add_help=False)
     where = act_common.add_mutually_exclusive_group(required=True)
@@ -268,10 +271,9 @@ def _parser() -> argparse.ArgumentParser:
     al = asub.add_parser("list", parents=[act_common], help="the newest actions first")
     al.add_argument(
         "--status",
-        choices=["pending", "approved", "queued", "done", "failed", "rejected", "skipped",
-                 "dry-run"],
+        choices=get_args(Status),
         help="only actions in this status",
-    )  # fmt: skip
+    )
     al.add_argument("--limit", type=_positive, default=50)
     al.add_argument("--format", choices=["text", "json"], default="text")
     ash = asub.add_parser("show", parents=[act_common], help="one action and its audit log")
@@ -540,7 +542,13 @@ def _registry(args: argparse.Namespace) -> int:
     import json
 
     from driftline import config
-    from driftline.registry import open_registry, register, registry_url
+    from driftline.registry import (
+        HEALTH_TAG,
+        REASON_TAG,
+        open_registry,
+        register,
+        registry_url,
+    )
 
     cfg = config.load(args.config) if args.config else None
     url = registry_url(args.registry, cfg.registry if cfg is not None else None)
@@ -563,13 +571,13 @@ def _registry(args: argparse.Namespace) -> int:
                 print(f"model {info.name} ({registry.url})")
                 for v in info.versions:
                     aliases = ", ".join(by_version.get(v.version, []))
-                    health = v.tags.get("driftline.health", "-")
+                    health = v.tags.get(HEALTH_TAG, "-")
                     print(
                         f"  version {v.version}"
                         + (f" [{aliases}]" if aliases else "")
                         + f": health {health}, baseline {v.baseline or '-'}"
                     )
-                    reason = v.tags.get("driftline.reason")
+                    reason = v.tags.get(REASON_TAG)
                     if reason:
                         print(f"    {reason}")
     finally:
@@ -591,7 +599,7 @@ def _actions(args: argparse.Namespace) -> int:
             raise ConfigError(f"--db {path}: no such action store")
     else:
         cfg = config.load(args.config)
-        path = cfg.actions.db or cfg.state_dir / "actions.db"
+        path = cfg.actions_db
         if not path.exists():
             raise ConfigError(f"{path}: no action store yet (the engine creates it when it starts)")
 

@@ -25,6 +25,7 @@ baseline = "baselines/fraud.dlb"
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -252,6 +253,11 @@ class Config:
     actions: ActionsConfig = field(default_factory=ActionsConfig)
     labels: LabelsConfig = field(default_factory=LabelsConfig)
 
+    @property
+    def actions_db(self) -> Path:
+        """The action store: ``[actions] db``, else ``<state.dir>/actions.db``."""
+        return self.actions.db or self.state_dir / "actions.db"
+
     def model(self, name: str) -> ModelConfig | None:
         return next((m for m in self.models if m.name == name), None)
 
@@ -421,6 +427,9 @@ def _alerts(t: _Table, base: Path) -> AlertsConfig:
     return cfg
 
 
+_POLICY_DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(Policy)}
+
+
 def _actions(t: _Table, base: Path, registry: str | None, models: tuple[str, ...]) -> ActionsConfig:
     policies: list[Policy] = []
     for r in t.tables("policies"):
@@ -446,21 +455,22 @@ def _actions(t: _Table, base: Path, registry: str | None, models: tuple[str, ...
                 f"{r.path}: secret_env, headers, body and timeout need url or url_env"
             )
         cooldown = r.duration("cooldown")
+        d = _POLICY_DEFAULTS
         policy = Policy(
             name=name,
             action=r.choice("action", ACTIONS, "retrain"),  # type: ignore[arg-type]
-            mode=r.choice("mode", MODES, "approve"),  # type: ignore[arg-type]
+            mode=r.choice("mode", MODES, d["mode"]),  # type: ignore[arg-type]
             model=model,
             alias=r.optional_string("alias"),
             health=None if health is None else Health.parse(health),
-            for_windows=r.integer("for_windows", 1),
+            for_windows=r.integer("for_windows", d["for_windows"]),
             statistic=r.optional_string("statistic"),
             feature=r.optional_string("feature"),
             threshold=r.optional_number("threshold"),
-            kind=r.choice("kind", KINDS, "skew"),
+            kind=r.choice("kind", KINDS, d["kind"]),
             canary_worse=r.boolean("canary_worse"),
-            stable_alias=r.string("stable_alias", "production"),
-            cooldown=3600.0 if cooldown is None else cooldown,
+            stable_alias=r.string("stable_alias", d["stable_alias"]),
+            cooldown=d["cooldown"] if cooldown is None else cooldown,
             hook=hook,
             topic=r.boolean("topic"),
         )
@@ -564,8 +574,6 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
             window=lt.integer("window", 0) or None,
         )
     )
-    if labels.ttl <= 0:
-        raise ConfigError(f"labels.ttl must be a positive duration, got {labels.ttl}")
     if lt.data and not topics.labels:
         raise ConfigError("labels: set kafka.topics.labels, the topic label events come on")
     lt.done()

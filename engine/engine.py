@@ -26,17 +26,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-import orjson
 import pyarrow as pa
 from numpy.typing import NDArray
 
 from driftline import baseline as bl
 from driftline.baseline import Baseline
 from driftline.config import Config, WindowConfig
-from driftline.events import ARROW, MESSAGE, DeadLetter, FieldMap, decode_batch, field_at
+from driftline.events import MESSAGE, DeadLetter, FieldMap, decode_batch, decode_labels
 from driftline.exceptions import BaselineError
 from driftline.health import Change, Health, HealthTracker
-from driftline.labels import label_values
 from driftline.monitor import Monitor, Prepared, policy_for, resolve_columns
 from driftline.proxy import ProxyBaseline, ProxyConfig, ProxyTracker
 from driftline.quality import QualityStreams
@@ -245,63 +243,17 @@ class Engine:
     def _labels(self, msgs: Messages) -> None:
         """Label events: joined to their predictions; closed performance windows published."""
         assert self.quality is not None
-        ids, raw, where = self._decode_labels(msgs)
-        values, bad = label_values(raw)
-        for i in bad:
-            m = where[i]
-            reason = f"label {raw[i]!r} is not a number or a boolean"
-            self._dead(DeadLetter(msgs.values[m] or b"", reason, "bad_label", m), msgs)
-        if bad:
-            keep = np.ones(len(ids), dtype=bool)
-            keep[bad] = False
-            ids = [ids[i] for i in np.flatnonzero(keep)]
-            values = values[keep]
-        self.counters.labels += len(ids)
-        for record in self.quality.labels(ids, values, self._setup):
+        decoded = decode_labels(msgs.values, msgs.content_types, self.fields)
+        for letter in decoded.dead:
+            self._dead(letter, msgs)
+        self.counters.labels += len(decoded.ids)
+        values = np.asarray(decoded.values, dtype=np.float64)
+        for record in self.quality.labels(decoded.ids, values, self._setup):
             key = (record["model"], record["version"])
             tracker = self.health.get(key)
             record["health"] = str(tracker.state) if tracker is not None else "ok"
             self.sink.publish(record)
             self.counters.records += 1
-
-    def _decode_labels(self, msgs: Messages) -> tuple[list[str], list[Any], list[int]]:
-        """(ids, raw label values, message index of each); undecodable messages and events
-        without an id or a label are dead-lettered."""
-        f = self.fields
-        ids: list[str] = []
-        raw: list[Any] = []
-        where: list[int] = []
-        for m, (value, ctype) in enumerate(zip(msgs.values, msgs.content_types, strict=True)):
-            if ctype is not None and ctype.split(";")[0].strip() == ARROW:
-                try:
-                    with pa.ipc.open_stream(value or b"") as reader:
-                        table = reader.read_all()
-                    rows = table.select([f.id, f.label]).to_pylist()
-                except (pa.ArrowInvalid, pa.ArrowKeyError, KeyError, OSError) as exc:
-                    reason = f"not an Arrow stream with {f.id!r} and {f.label!r} columns: {exc}"
-                    self._dead(DeadLetter(value or b"", reason, "bad_arrow", m), msgs)
-                    continue
-            else:
-                try:
-                    obj = orjson.loads(value or b"")
-                except orjson.JSONDecodeError as exc:
-                    self._dead(DeadLetter(value or b"", f"not JSON: {exc}", "not_json", m), msgs)
-                    continue
-                if not isinstance(obj, dict):
-                    reason = "a label event must be a JSON object"
-                    self._dead(DeadLetter(value or b"", reason, "not_object", m), msgs)
-                    continue
-                rows = [{f.id: field_at(obj, f.id), f.label: field_at(obj, f.label)}]
-            for row in rows:
-                event_id, label = row.get(f.id), row.get(f.label)
-                if event_id is None or label is None or isinstance(event_id, bool | dict | list):
-                    reason = f"a label event needs {f.id!r} and {f.label!r}"
-                    self._dead(DeadLetter(value or b"", reason, "missing_field", m), msgs)
-                    continue
-                ids.append(str(event_id))
-                raw.append(label)
-                where.append(m)
-        return ids, raw, where
 
     def _setup(self, model: str, version: str) -> tuple[Baseline, ProxyConfig] | None:
         stream = self.streams.get((model, version, INFERENCE))
@@ -398,27 +350,26 @@ class Engine:
         skew: dict[str, Any],
         drift: dict[str, Any] | None,
     ) -> None:
-        observed = Health.parse(skew["health"])
-        if drift is not None and drift["dataset_drift"]["drift"]:
-            observed = max(observed, Health.WARNING)
-        reasons = tuple(skew["reasons"])
+        # verdicts of the version's other series: its proxy metrics (this window) and its
+        # realised quality (the latest performance window), folded into the skew record
+        verdicts: list[tuple[Health, list[str]]] = []
         proxy = skew.get("proxy")
         if proxy is not None and stream.source == INFERENCE:
             series = self._tracker(stream)
             changes, proxy_reasons, severity = series.update(proxy)
             proxy["baseline"] = dict(series.baseline.values)
             proxy["changes"] = changes
-            if proxy_reasons:
-                level = Health.parse(severity)
-                observed = max(observed, level)
-                skew["health"] = str(max(Health.parse(skew["health"]), level))
-                reasons += tuple(proxy_reasons)
-                skew["reasons"] = [*skew["reasons"], *proxy_reasons]
+            verdicts.append((Health.parse(severity), proxy_reasons))
         if self.quality is not None and stream.source == INFERENCE:
-            level, quality_reasons = self.quality.verdict(stream.model, stream.version)
-            if quality_reasons:
-                observed = max(observed, level)
-                reasons += tuple(quality_reasons)
+            verdicts.append(self.quality.verdict(stream.model, stream.version))
+        for level, extra in verdicts:
+            if extra:
+                skew["health"] = str(max(Health.parse(skew["health"]), level))
+                skew["reasons"] = [*skew["reasons"], *extra]
+        observed = Health.parse(skew["health"])
+        if drift is not None and drift["dataset_drift"]["drift"]:
+            observed = max(observed, Health.WARNING)
+        reasons = tuple(skew["reasons"])
         if drift is not None:  # what the skew reasons do not already say
             seen = set(reasons)
             reasons += tuple(f"vs previous window: {r}" for r in drift["reasons"] if r not in seen)

@@ -440,6 +440,90 @@ def decode_batch(
     return out
 
 
+@dataclass
+class DecodedLabels:
+    """Label events of a batch: request ids and their labels as floats (see
+    :func:`driftline.labels.label_values`), and the dead letters."""
+
+    ids: list[str] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+
+
+def decode_labels(
+    values: Sequence[bytes | None], content_types: Sequence[str | None], fields: FieldMap
+) -> DecodedLabels:
+    """Label events — ``{"id": "req-81f3", "label": 1}`` per JSON message, or an Arrow
+    stream with id and label columns (dotted paths through structs) — with the same
+    content-type and empty-message rules as :func:`decode_batch`. A message that cannot be
+    read, an event without an id or a label, and a label that is not a number or a boolean
+    are dead letters (one per Arrow message, with the count of its bad rows)."""
+    from driftline.labels import label_values
+
+    out = DecodedLabels()
+    for m, (value, ctype) in enumerate(zip(values, content_types, strict=True)):
+        media = _media_type(ctype)
+        if value is None or len(value) == 0:
+            out.dead.append(DeadLetter(value or b"", "empty message", "empty", m))
+            continue
+        if media not in (JSON, ARROW):
+            reason = f"unsupported content-type '{ctype}'"
+            out.dead.append(DeadLetter(value, reason, "unsupported_content_type", m))
+            continue
+        rows, bad = _label_rows(value, media, fields)
+        if isinstance(rows, DeadLetter):
+            out.dead.append(DeadLetter(value, rows.reason, rows.code, m))
+            continue
+        if bad:
+            what = "event has" if media == JSON else f"{bad} rows of the Arrow batch have"
+            reason = f"a label {what} no {fields.id!r} or no {fields.label!r}"
+            out.dead.append(DeadLetter(value, reason, "missing_field", m))
+        floats, invalid = label_values([label for _, label in rows])
+        if invalid:
+            shown = ", ".join(repr(rows[i][1]) for i in invalid[:3])
+            reason = f"{len(invalid)} labels are not a number or a boolean: {shown}"
+            out.dead.append(DeadLetter(value, reason, "bad_label", m))
+        skip = set(invalid)
+        for i, (event_id, _) in enumerate(rows):
+            if i not in skip:
+                out.ids.append(event_id)
+                out.values.append(float(floats[i]))
+    out.dead.sort(key=lambda d: d.message)
+    return out
+
+
+def _label_rows(
+    value: bytes, media: str, fields: FieldMap
+) -> tuple[list[tuple[str, Any]], int] | tuple[DeadLetter, int]:
+    """(id, raw label) of each usable row and the number of rows without both; or the
+    message's dead letter."""
+    pairs: list[tuple[Any, Any]]
+    if media == ARROW:
+        try:
+            table = pa.ipc.open_stream(pa.py_buffer(value)).read_all()
+        except (pa.ArrowInvalid, OSError) as exc:
+            return DeadLetter(value, f"not an Arrow IPC stream: {exc}", "bad_arrow"), 0
+        ids, labels = _at(table, fields.id), _at(table, fields.label)
+        if ids is None or labels is None:
+            reason = f"Arrow label batch needs columns {fields.id!r} and {fields.label!r}"
+            return DeadLetter(value, reason, "bad_arrow"), 0
+        pairs = list(zip(ids.to_pylist(), labels.to_pylist(), strict=True))
+    else:
+        try:
+            obj = orjson.loads(value)
+        except orjson.JSONDecodeError as exc:
+            return DeadLetter(value, f"not JSON: {exc}", "not_json"), 0
+        if not isinstance(obj, dict):
+            return DeadLetter(value, "a label event must be a JSON object", "not_object"), 0
+        pairs = [(field_at(obj, fields.id), field_at(obj, fields.label))]
+    rows = [
+        (str(i), label)
+        for i, label in pairs
+        if i is not None and label is not None and not isinstance(i, bool | dict | list)
+    ]
+    return rows, len(pairs) - len(rows)
+
+
 def _renumber(part: Decoded, positions: NDArray[np.int64]) -> Decoded:
     """Map message indices of a sub-batch back to the whole batch."""
     out = Decoded()

@@ -36,14 +36,13 @@ import orjson
 
 from driftline.action_store import ActionStore, Record
 from driftline.actions import Hook, Policy, render_body
-from driftline.connectors.webhooks import Outcome, opener, post_json, read_env
+from driftline.background import Passes
+from driftline.connectors.webhooks import Endpoint, Outcome, opener, post_json
 from driftline.exceptions import ConfigError, DriftlineError, RegistryError
 from driftline.outbox import RetryPolicy
 from driftline.registry import HEALTH_TAG, Registry, VersionInfo
 
 log = logging.getLogger("driftline.executor")
-
-OUTCOMES = ("done", "failed", "skipped", "dry-run", "rejected", "retried", "cooldown")
 
 
 @dataclass
@@ -88,7 +87,7 @@ class _Fail(Exception):
     """A step failed for good."""
 
 
-class Executor:
+class Executor(Passes):
     """Runs due actions; ``start()``/``stop()`` the thread, or call :meth:`run_once`."""
 
     def __init__(
@@ -106,68 +105,40 @@ class Executor:
         rng: random.Random | None = None,
         on_done: Callable[[str], None] | None = None,
     ) -> None:
+        super().__init__(poll_interval, clock)
         self.store = store
         self.policies = {p.name: p for p in policies}
         self.registry = registry
         self.publish = publish
         self.retry = retry if retry is not None else RetryPolicy()
         self.counters = counters if counters is not None else ActionCounters()
-        self.poll_interval = poll_interval
-        self.clock = clock
         self.rng = rng if rng is not None else random.Random()
         self.on_done = on_done
         """Called with the model after every action that changed the registry."""
         env = os.environ if environ is None else environ
         self._hooks = {p.name: self._resolve(p, env) for p in policies if p.hook is not None}
         self._opener = opener()
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-        store.subscribe(self._wake.set)
+        store.subscribe(self.wake)
 
     @staticmethod
-    def _resolve(p: Policy, env: Mapping[str, str]) -> tuple[str, bytes | None]:
+    def _resolve(p: Policy, env: Mapping[str, str]) -> Endpoint:
         hook = p.hook
         assert hook is not None
-        where = f"actions.policies {p.name!r}"
-        url = (
-            hook.url
-            if hook.url is not None
-            else read_env(env, hook.url_env or "", where, "the url")
+        return Endpoint.read(
+            f"actions.policies {p.name!r}",
+            env,
+            url=hook.url,
+            url_env=hook.url_env,
+            secret_env=hook.secret_env,
+            headers=hook.headers,
         )
-        secret = (
-            None if hook.secret_env is None else read_env(env, hook.secret_env, where, "the secret")
-        )
-        return url, None if secret is None else secret.encode()
 
-    # -- the thread ----------------------------------------------------------------------
+    # -- the thread (start, stop: Passes) -----------------------------------------------
 
-    def start(self) -> None:
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._run, name="driftline-actions", daemon=True)
-        self._thread.start()
+    WHAT = "action executor"
 
-    def stop(self, timeout: float | None = None) -> None:
-        thread, self._thread = self._thread, None
-        if thread is None:
-            return
-        self._stopping.set()
-        self._wake.set()
-        thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self._stopping.is_set():
-            wait = self.poll_interval  # approvals from another process are seen by polling
-            try:
-                self.run_once()
-                due = self.store.next_due()
-                if due is not None:
-                    wait = min(wait, max(0.0, due - self.clock()))
-            except Exception:  # the thread must outlive a bad pass
-                log.exception("action executor: pass failed; next in %s s", self.poll_interval)
-            if wait > 0:
-                self._wake.wait(wait)
-            self._wake.clear()
+    def next_due(self) -> float | None:
+        return self.store.next_due()
 
     # -- one pass ------------------------------------------------------------------------
 
@@ -175,7 +146,7 @@ class Executor:
         """Run every due action once; returns how many were tried."""
         records = self.store.due(self.clock())
         for record in records:
-            if self._stopping.is_set():
+            if self.stopping:
                 break
             self._run_one(record)
         return len(records)
@@ -193,7 +164,7 @@ class Executor:
             if r.action in ("rollback", "canary_abort") and "registry" not in detail:
                 detail["registry"] = self._registry_step(r, policy)
                 self.store.progress(r.id, detail, detail["registry"]["note"])
-                if self.on_done is not None:
+                if self.on_done is not None and not detail["registry"].get("skipped"):
                     self.on_done(r.model)
                 if detail["registry"].get("skipped"):
                     self._finish(r, "skipped", detail["registry"]["note"])
@@ -239,34 +210,38 @@ class Executor:
 
     # -- steps ---------------------------------------------------------------------------
 
-    def _info(self, r: Record) -> Any:
+    def _change(self, r: Record, policy: Policy) -> tuple[str, str | None, str | None]:
+        """(alias, the version holding it now, the rollback target) read from the registry;
+        the target is None for a canary abort, or when no version qualifies."""
         if self.registry is None:
             raise _Fail(f"{r.action} needs a registry ([registry] url)")
         try:
-            return self.registry.model(r.model)
+            info = self.registry.model(r.model)
         except RegistryError as exc:
             raise _Retry(f"registry: {exc}") from None
+        alias = policy.alias or ""
+        target = None
+        if r.action == "rollback":
+            found = rollback_target(info.versions, r.version)
+            target = found.version if found is not None else None
+        return alias, info.aliases.get(alias), target
 
     def _plan(self, r: Record, policy: Policy) -> str:
         steps = []
         if r.action in ("rollback", "canary_abort"):
             try:
-                info = self._info(r)
+                alias, holder, target = self._change(r, policy)
             except (_Retry, _Fail) as exc:
                 steps.append(f"would change the registry, which said: {exc}")
             else:
-                alias = policy.alias or ""
-                if info.aliases.get(alias) != r.version:
-                    steps.append(f"nothing: {alias} points at {info.aliases.get(alias)}")
+                if holder != r.version:
+                    steps.append(f"nothing: {alias} points at {holder}")
                 elif r.action == "canary_abort":
                     steps.append(f"would remove alias {alias} from version {r.version}")
+                elif target is not None:
+                    steps.append(f"would move {alias} {r.version} -> {target}")
                 else:
-                    target = rollback_target(info.versions, r.version)
-                    steps.append(
-                        f"would move {alias} {r.version} -> {target.version}"
-                        if target is not None
-                        else f"would fail: no version before {r.version} with health ok"
-                    )
+                    steps.append(f"would fail: no version before {r.version} with health ok")
         if policy.hook is not None:
             steps.append("would POST to the policy's url")
         if policy.topic:
@@ -274,27 +249,22 @@ class Executor:
         return "; ".join(steps)
 
     def _registry_step(self, r: Record, policy: Policy) -> dict[str, Any]:
-        assert self.registry is not None or r.action == "retrain"
-        info = self._info(r)
-        alias = policy.alias or ""
-        holder = info.aliases.get(alias)
+        alias, holder, target = self._change(r, policy)
         if holder != r.version:
             return {"skipped": True, "note": f"{alias} points at {holder}, not {r.version}"}
+        if r.action == "rollback" and target is None:
+            raise _Fail(f"no version before {r.version} with health ok to roll back to")
+        assert self.registry is not None  # _change checked
         try:
-            if r.action == "canary_abort":
-                assert self.registry is not None
+            if target is None:  # canary_abort
                 self.registry.delete_alias(r.model, alias)
                 return {"alias": alias, "removed": r.version,
                         "note": f"removed alias {alias} from version {r.version}"}  # fmt: skip
-            target = rollback_target(info.versions, r.version)
-            if target is None:
-                raise _Fail(f"no version before {r.version} with health ok to roll back to")
-            assert self.registry is not None
-            self.registry.set_alias(r.model, alias, target.version)
+            self.registry.set_alias(r.model, alias, target)
         except RegistryError as exc:
             raise _Retry(f"registry: {exc}") from None
-        return {"alias": alias, "from": r.version, "to": target.version,
-                "note": f"moved {alias} {r.version} -> {target.version}"}  # fmt: skip
+        return {"alias": alias, "from": r.version, "to": target,
+                "note": f"moved {alias} {r.version} -> {target}"}  # fmt: skip
 
     def document(self, r: Record, detail: Mapping[str, Any]) -> dict[str, Any]:
         doc = r.to_json()
@@ -305,25 +275,21 @@ class Executor:
     def _hook_step(self, r: Record, policy: Policy, detail: Mapping[str, Any]) -> str:
         hook: Hook | None = policy.hook
         assert hook is not None
-        url, secret = self._hooks[policy.name]
         if hook.body is not None:
-            values = {**r.to_json(), "window": r.window}
             try:
-                body = render_body(hook.body, values)
+                body = render_body(hook.body, r.to_json())
             except ConfigError as exc:
                 raise _Fail(str(exc)) from None
         else:
             body = orjson.dumps(self.document(r, detail))
         outcome: Outcome = post_json(
-            url,
+            self._hooks[policy.name],
             body,
             key=r.id,
-            secret=secret,
             headers=hook.headers,
             timeout=hook.timeout,
             now=self.clock(),
             opener=self._opener,
-            scrub=lambda text: text.replace(url, "***") if url else text,
         )
         if outcome.result == "retry":
             raise _Retry(f"POST: {outcome.reason}")

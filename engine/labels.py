@@ -87,11 +87,21 @@ def realised_quality(
         raise ValueError(
             f"scores and labels must be 1-d arrays of one length, got {s.shape} and {y.shape}"
         )
-    keep = np.isfinite(s) & np.isfinite(y)
+    keep = graded(task, s, y)
     if task == "classification":
-        keep &= (y == 0.0) | (y == 1.0)
         return _classification(threshold, s[keep], y[keep] == 1.0)
     return _regression(s[keep], y[keep])
+
+
+def graded(
+    task: Task, scores: NDArray[np.float64], labels: NDArray[np.float64]
+) -> NDArray[np.bool_]:
+    """The pairs :func:`realised_quality` grades: score and label finite and, in
+    classification, the label 0 or 1."""
+    keep = np.isfinite(scores) & np.isfinite(labels)
+    if task == "classification":
+        keep &= (labels == 0.0) | (labels == 1.0)
+    return keep
 
 
 def _regression(s: NDArray[np.float64], y: NDArray[np.float64]) -> dict[str, float | None]:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import random
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -185,12 +185,7 @@ class Outbox(SqliteFile):
         self.rng = rng if rng is not None else random.Random()
         self.refused = 0
         """Alerts refused because the outbox was full (since this object was made)."""
-        self._listeners: list[Callable[[], None]] = []
         super().__init__(path)
-
-    def subscribe(self, listener: Callable[[], None]) -> None:
-        """Call ``listener`` after every enqueue (the dispatcher wakes up at once)."""
-        self._listeners.append(listener)
 
     # -- storing -------------------------------------------------------------------------
 
@@ -240,8 +235,7 @@ class Outbox(SqliteFile):
                     t,
                 ),
             )
-        for listener in self._listeners:
-            listener()
+        self._notify()
 
     def last(self, fingerprint: str) -> Sent | None:
         """The last alert stored for ``fingerprint``, if any."""
@@ -335,6 +329,9 @@ class Outbox(SqliteFile):
     def expire(self, now: float) -> list[Entry]:
         """Give up the pending rows older than ``max_age``; return them (now dead)."""
         cutoff = now - self.policy.max_age
+        old = "SELECT 1 FROM deliveries WHERE state = 'pending' AND created <= ? LIMIT 1"
+        if not self._read(old, (cutoff,)):  # the usual case: no write transaction per pass
+            return []
         with self._tx() as db:
             ids = [
                 r[0]

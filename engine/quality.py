@@ -31,7 +31,6 @@ the same health, hysteresis, alerts and actions as drift.
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,7 +43,7 @@ from driftline.baseline import Baseline
 from driftline.columns import to_float
 from driftline.detectors import NumericReference
 from driftline.health import Health
-from driftline.labels import LabelJoin, Matched, realised_quality
+from driftline.labels import LabelJoin, Matched, graded, realised_quality
 from driftline.proxy import ProxyBaseline, ProxyConfig, ProxyTracker, estimated_quality
 
 CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "log_loss", "roc_auc")
@@ -105,7 +104,7 @@ def quality_baseline(baseline: Baseline, cfg: ProxyConfig) -> ProxyBaseline:
     ref = pred.reference
     if not isinstance(ref, NumericReference) or not ref.sample.shape[0]:
         return ProxyBaseline({})
-    est = estimated_quality(np.sort(ref.sample), cfg.threshold)
+    est = estimated_quality(ref.sample, cfg.threshold)  # the sample is kept sorted
     return ProxyBaseline({k: float(v) for k, v in est.items() if v is not None})
 
 
@@ -127,8 +126,6 @@ class QualityStreams:
 
     def predictions(self, model: str, version: str, table: pa.Table) -> None:
         """Remember an inference batch's predictions (its ``id``, ``ts``, ``prediction``)."""
-        if "prediction" not in table.column_names or "id" not in table.column_names:
-            return
         scores, _ = to_float(table.column("prediction"))
         ts = np.asarray(table.column("ts").to_numpy(zero_copy_only=False), dtype=np.float64)
         self.join.add(model, version, table.column("id"), ts, scores)
@@ -206,7 +203,7 @@ class QualityStreams:
             "observed_health": severity,
         }
         if cfg.task == "classification":
-            valid = np.sort(scores[np.isfinite(scores) & np.isfinite(labels)])
+            valid = np.sort(scores[graded(cfg.task, scores, labels)])  # type: ignore[arg-type]
             record["estimated"] = estimated_quality(valid, cfg.threshold)
         w.index += 1
         return record
@@ -227,7 +224,7 @@ class QualityStreams:
             windows.append([*key, w.index])
         trackers = []
         for i, (key, t) in enumerate(self._trackers.items()):
-            out[f"lq{i}"] = np.frombuffer(pickle.dumps(t.detectors), dtype=np.uint8)
+            out[f"lq{i}"] = np.frombuffer(t.dumps(), dtype=np.uint8)
             trackers.append(list(key))
         verdicts = [[*k, level, reasons] for k, (level, reasons) in self.verdicts.items()]
         state = {"join": meta, "windows": windows, "trackers": trackers, "verdicts": verdicts}
@@ -256,7 +253,7 @@ class QualityStreams:
             if got is None:
                 continue
             tracker = self._tracker((model, version), *got)
-            tracker.detectors = pickle.loads(arrays[f"lq{i}"].tobytes())  # our own state
+            tracker.loads(arrays[f"lq{i}"].tobytes())
         self.verdicts = {
             (m, v): (int(level), list(reasons)) for m, v, level, reasons in state["verdicts"]
         }

@@ -198,6 +198,7 @@ class AliasCache:
             return hit[1]
         try:
             aliases = dict(self.registry.model(model).aliases)
+            self._failed.discard(model)
         except RegistryError as exc:
             level = logging.DEBUG if model in self._failed else logging.WARNING
             log.log(level, "model %r: aliases not read from the registry: %s", model, exc)

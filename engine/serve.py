@@ -34,7 +34,7 @@ from driftline.alerts import AlertCounters, Alerter, render_json
 from driftline.config import Config
 from driftline.connectors.webhooks import Dispatcher
 from driftline.engine import Engine, Messages
-from driftline.exceptions import ActionError, DriftlineError
+from driftline.exceptions import ActionError
 from driftline.executor import ActionCounters, Executor
 from driftline.health import Change
 from driftline.outbox import Outbox
@@ -346,10 +346,12 @@ class Acting:
 
     def __init__(self, config: Config, registry: Registry | None, sink: Any) -> None:
         cfg = config.actions
-        self.store = ActionStore(cfg.db or config.state_dir / "actions.db")
+        self.store = ActionStore(config.actions_db)
         self.policies = Policies(cfg.policies)
         self.counters = ActionCounters()  # for driftline_actions_total, when /metrics comes
-        self.aliases = AliasCache(registry) if registry is not None else None
+        # read from the registry on windows only when some policy depends on an alias
+        uses_aliases = any(p.alias is not None for p in cfg.policies)
+        self.aliases = AliasCache(registry) if registry is not None and uses_aliases else None
         self.executor = Executor(
             self.store,
             cfg.policies,
@@ -371,8 +373,6 @@ class Acting:
         skew: dict[str, Any],
         drift: dict[str, Any] | None,
     ) -> None:
-        if not self.policies.policies:
-            return
         aliases = self.aliases(model) if self.aliases is not None else {}
         for p in self.policies.on_window(model, version, source, skew, drift, aliases):
             try:
@@ -423,7 +423,7 @@ def serve(config: Config, opts: ServeOptions) -> int:
     with StateDir(config.state_dir) as state:
         sink = KafkaSink(config.kafka)
         alerting = Alerting(config, sink)
-        acting = Acting(config, registry, sink)
+        acting = Acting(config, registry, sink) if config.actions.policies else None
         callbacks = [c for c in (tags, alerting) if c is not None]
 
         def on_change(model: str, version: str, change: Change) -> None:
@@ -435,7 +435,8 @@ def serve(config: Config, opts: ServeOptions) -> int:
         )
         try:
             alerting.start()
-            acting.start()
+            if acting is not None:
+                acting.start()
 
             def factory(**callbacks: Any) -> KafkaSource:
                 return KafkaSource(config.kafka, inputs, **callbacks)
@@ -443,10 +444,9 @@ def serve(config: Config, opts: ServeOptions) -> int:
             server = Server(config, engine, factory, state, opts)
             install_signal_handlers(server.stop)
             server.run()
-        except DriftlineError:
-            raise
         finally:
-            acting.close()
+            if acting is not None:
+                acting.close()
             alerting.close()
             engine.close()
             sink.close()
