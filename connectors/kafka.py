@@ -18,6 +18,8 @@ libraries come with the ``kafka-python[lz4,snappy,zstd]`` dependency).
 from __future__ import annotations
 
 import logging
+import math
+import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from typing import Any
@@ -218,6 +220,16 @@ class KafkaSource:
             )
         return out
 
+    def highwaters(self) -> dict[Partition, int]:
+        """The high watermark of each assigned partition, as of the last fetch (no request
+        is sent; partitions not fetched yet are left out)."""
+        out = {}
+        for tp in self.consumer.assignment():
+            high = self.consumer.highwater(tp)
+            if high is not None:
+                out[(tp.topic, tp.partition)] = int(high)
+        return out
+
     def seek(self, positions: Mapping[Partition, int]) -> None:
         for (topic, partition), offset in positions.items():
             self.consumer.seek(TopicPartition(topic, partition), offset)
@@ -371,13 +383,30 @@ def produce_file(
     prediction: str | None = None,
     exclude: tuple[str, ...] = (),
     arrow: bool = False,
+    rate: float | None = None,
     on_progress: Callable[[int], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> int:
     """Send a data file's rows to the inference topic as events (``driftline produce``):
     one JSON message per row, or with ``arrow`` one Arrow IPC message per record batch.
     Columns ``id`` and ``ts`` keep their meaning; ``prediction`` names the score column;
-    every other column not in ``exclude`` is a feature. Returns the number of events."""
+    every other column not in ``exclude`` is a feature. Returns the number of events.
+
+    With ``rate`` (events per second) the n-th event is sent no earlier than ``n / rate``
+    seconds after the first (an Arrow message when its last row is due): a steady stream
+    whose average holds even when one send is late. ``clock`` and ``sleep`` are injected for
+    tests."""
     from driftline.events import ARROW, JSON
+
+    if rate is not None and not (math.isfinite(rate) and rate > 0):
+        raise ValueError(f"rate must be a positive number of events per second, got {rate!r}")
+
+    def pace(sent: int) -> None:
+        if rate is not None:
+            delay = start + sent / rate - clock()
+            if delay > 0:
+                sleep(delay)
 
     producer = KafkaProducer(
         **_client(cfg),
@@ -389,11 +418,13 @@ def produce_file(
     topic, key = cfg.topics.inference, model.encode()
     meta = {"id", "ts", prediction, *exclude}
     sent = 0
+    start = clock()
     try:
         for batch in batches:
             names = [n for n in batch.schema.names if n not in meta]
             if arrow:
                 value = arrow_events(batch, model, version, prediction, exclude)
+                pace(sent + batch.num_rows - 1)
                 producer.send(topic, value, key=key, headers=[("content-type", ARROW.encode())])
                 sent += batch.num_rows
             else:
@@ -405,6 +436,7 @@ def produce_file(
                     event["features"] = {c: row[c] for c in names}
                     if prediction is not None:
                         event["prediction"] = row[prediction]
+                    pace(sent)
                     producer.send(
                         topic,
                         orjson.dumps(event, option=orjson.OPT_NAIVE_UTC),

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from driftline.exceptions import ActionError
+from driftline.exceptions import ActionConflict, ActionError, UnknownAction
 from driftline.sqlite_file import SqliteFile
 
 if TYPE_CHECKING:  # driftline.actions imports the webhook connector: not needed to read
@@ -201,7 +201,7 @@ class ActionStore(SqliteFile):
             "SELECT id FROM actions WHERE id >= ? AND id < ? LIMIT 2", (given, given + "\U0010ffff")
         )
         if not rows:
-            raise ActionError(f"no action {given!r} (see `driftline actions list`)")
+            raise UnknownAction(f"no action {given!r} (see `driftline actions list`)")
         if len(rows) > 1:
             raise ActionError(f"action id {given!r} is ambiguous: give more characters")
         return str(rows[0][0])
@@ -214,7 +214,7 @@ class ActionStore(SqliteFile):
         with self._tx() as db:
             row = db.execute("SELECT status FROM actions WHERE id = ?", (id_,)).fetchone()
             if row[0] != "pending":
-                raise ActionError(
+                raise ActionConflict(
                     f"action {id_} is {row[0]}, not pending: only a pending action can be {status}"
                 )
             db.execute(

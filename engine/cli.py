@@ -7,6 +7,7 @@ Exit codes: 0 success; 1 drift found, only with ``replay --fail-on-drift``; 2 ba
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -40,6 +41,13 @@ def _int_at_least(minimum: int, what: str) -> Callable[[str], int]:
 
 _positive = _int_at_least(1, "a positive integer")
 _count = _int_at_least(0, "a whole number >= 0")
+
+
+def _port(text: str) -> int:
+    value = _count(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number (0 to 65535), got {value}")
+    return value
 
 
 def _rate(text: str) -> float:
@@ -170,8 +178,12 @@ def _parser() -> argparse.ArgumentParser:
         "on the alerts topic and to each [[alerts.receivers]] webhook (durable outbox, "
         "retries), and is written to the registry ([registry] url). "
         "State is checkpointed under state.dir; offsets are committed only after the "
-        "checkpoint covering them is durable. SIGTERM drains and exits 0.",
-        epilog="Example: driftline serve --config driftline.toml --create-topics",
+        "checkpoint covering them is durable. SIGTERM drains and exits 0. "
+        "An HTTP API runs beside it ([api]; default 127.0.0.1:8080): the status page at /, "
+        "Prometheus metrics at /metrics, probes at /healthz and /readyz, models, windows, "
+        "alerts and actions under /v1/, event ingestion at POST /v1/events, OpenAPI at /docs.",
+        epilog="Example: driftline serve --config driftline.toml --create-topics, then open "
+        "http://127.0.0.1:8080/ (status page) or curl http://127.0.0.1:8080/v1/models",
     )
     sv.add_argument("--config", required=True, help="the TOML config file")
     sv.add_argument(
@@ -186,6 +198,13 @@ def _parser() -> argparse.ArgumentParser:
         help="drain and exit 0 after this many seconds without a message (batch jobs, tests)",
     )
     sv.add_argument("--threads", type=_count, default=0, help="column threads (default 0: two)")
+    sv.add_argument(
+        "--api-port",
+        type=_port,
+        metavar="PORT",
+        help="the HTTP API's port (overrides [api] port; 0 picks a free one)",
+    )
+    sv.add_argument("--no-api", action="store_true", help="run without the HTTP API")
     sv.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
 
     pr = sub.add_parser(
@@ -208,6 +227,13 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--arrow", action="store_true", help="Arrow IPC batches instead of JSON")
     pr.add_argument(
         "--batch", type=_positive, default=10_000, help="rows per read (and Arrow message)"
+    )
+    pr.add_argument(
+        "--rate",
+        type=float,
+        metavar="EVENTS_PER_S",
+        help="send at most this many events per second, evenly (default: as fast as possible; "
+        "with --arrow whole messages of --batch rows are paced)",
     )
     pr.add_argument("--create-topics", action="store_true", help="create the topic if missing")
     pr.add_argument("-q", "--quiet", action="store_true", help="no progress output")
@@ -507,6 +533,13 @@ def _serve(args: argparse.Namespace) -> int:
     )
     logging.getLogger("kafka").setLevel(logging.WARNING)
     cfg = config.load(args.config)
+    if args.api_port is not None or args.no_api:
+        api = dataclasses.replace(
+            cfg.api,
+            enabled=cfg.api.enabled and not args.no_api,
+            port=cfg.api.port if args.api_port is None else args.api_port,
+        )
+        cfg = dataclasses.replace(cfg, api=api)
     return serve(
         cfg,
         ServeOptions(
@@ -516,11 +549,17 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _produce(args: argparse.Namespace) -> int:
+    import math
+
     from driftline import config
     from driftline.connectors.files import read_batches
     from driftline.connectors.kafka import check_topics, produce_file
     from driftline.output import Progress
 
+    if args.rate is not None and not (math.isfinite(args.rate) and args.rate > 0):
+        raise ConfigError(
+            f"--rate must be a positive number of events per second, got {args.rate:g}"
+        )
     cfg = config.load(args.config)
     check_topics(cfg.kafka, [cfg.kafka.topics.inference], create=args.create_topics)
     progress = Progress(not args.quiet)
@@ -532,6 +571,7 @@ def _produce(args: argparse.Namespace) -> int:
         prediction=args.prediction,
         exclude=_names(args.exclude),
         arrow=args.arrow,
+        rate=args.rate,
         on_progress=lambda n: progress.update(f"{n:,} events sent"),
     )
     progress.done(f"{sent:,} events sent to {cfg.kafka.topics.inference}")

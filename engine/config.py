@@ -35,7 +35,7 @@ from typing import Any
 from driftline import baseline as bl
 from driftline.actions import ACTIONS, KINDS, MODES, Hook, Policy
 from driftline.alerts import FORMATS, RenderOptions
-from driftline.connectors.webhooks import Receiver
+from driftline.connectors.webhooks import Receiver, check_env_name
 from driftline.detectors import DriftPolicy, Statistic
 from driftline.events import FieldMap
 from driftline.exceptions import BaselineError, ConfigError
@@ -236,6 +236,39 @@ class ActionsConfig:
 
 
 @dataclass(frozen=True)
+class ApiConfig:
+    """``[api]``: the HTTP API, ``/metrics`` and the status page that ``serve`` runs."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8080
+    """0 picks a free port (tests); the port taken is logged."""
+    token_env: str | None = None
+    """The environment variable holding the bearer token of the mutating endpoints
+    (``POST``). Without it they answer 403: there is no unauthenticated write."""
+    protect_reads: bool = False
+    """Whether the read endpoints need the token too (``/healthz``, ``/readyz`` and
+    ``/metrics`` stay open for probes and Prometheus)."""
+    max_body_bytes: int = 10 << 20
+    """Largest ``POST /v1/events`` body; a longer one is answered 413."""
+    keep_windows: int = 100
+    """Recent window records kept per model version for ``GET .../windows``."""
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """``[metrics]``: label cardinality of ``/metrics``."""
+
+    max_versions: int = 100
+    """Model versions exported with per-version series (the ones with the most recent
+    windows); the rest are counted in ``driftline_metrics_versions_dropped``."""
+    max_features: int = 50
+    """Features exported per model version: the ones named in ``features`` first, then
+    the baseline's in order, up to this many."""
+    features: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     kafka: KafkaConfig
@@ -252,6 +285,8 @@ class Config:
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     actions: ActionsConfig = field(default_factory=ActionsConfig)
     labels: LabelsConfig = field(default_factory=LabelsConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     @property
     def actions_db(self) -> Path:
@@ -577,6 +612,14 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
     if lt.data and not topics.labels:
         raise ConfigError("labels: set kafka.topics.labels, the topic label events come on")
     lt.done()
+    api = _api(root.table("api"))
+    mt = root.table("metrics")
+    metrics = MetricsConfig(
+        max_versions=mt.integer("max_versions", 100),
+        max_features=mt.integer("max_features", 50),
+        features=mt.strings("features"),
+    )
+    mt.done()
     root.done()
     return Config(
         path,
@@ -592,7 +635,31 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
         alerts=alerts,
         actions=actions,
         labels=labels,
+        api=api,
+        metrics=metrics,
     )
+
+
+def _api(t: _Table) -> ApiConfig:
+    token_env = t.optional_string("token_env")
+    if token_env is not None:
+        check_env_name(token_env, "token_env", "api")
+    port = t.integer("port", 8080, minimum=0)
+    if port > 65535:
+        raise ConfigError(f"api.port must be a port number (0 to 65535), got {port}")
+    api = ApiConfig(
+        enabled=t.boolean("enabled", True),
+        host=t.string("host", "127.0.0.1"),
+        port=port,
+        token_env=token_env,
+        protect_reads=t.boolean("protect_reads", False),
+        max_body_bytes=t.integer("max_body_bytes", 10 << 20),
+        keep_windows=t.integer("keep_windows", 100),
+    )
+    if api.protect_reads and token_env is None:
+        raise ConfigError("api.protect_reads needs api.token_env, the token's variable")
+    t.done()
+    return api
 
 
 def load(path: str | Path) -> Config:

@@ -17,7 +17,9 @@ reason.
 
 from __future__ import annotations
 
+import bisect
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -32,7 +34,7 @@ from numpy.typing import NDArray
 from driftline import baseline as bl
 from driftline.baseline import Baseline
 from driftline.config import Config, WindowConfig
-from driftline.events import MESSAGE, DeadLetter, FieldMap, decode_batch, decode_labels
+from driftline.events import MESSAGE, DeadLetter, Decoded, FieldMap, decode_batch, decode_labels
 from driftline.exceptions import BaselineError
 from driftline.health import Change, Health, HealthTracker
 from driftline.monitor import Monitor, Prepared, policy_for, resolve_columns
@@ -142,6 +144,26 @@ def make_windower(w: WindowConfig, time_column: str = "ts") -> Windower:
 
 
 @dataclass
+class Histogram:
+    """Observations counted in cumulative buckets (Prometheus's histogram shape), written by
+    the engine thread and read at scrape time."""
+
+    bounds: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+    counts: list[int] = field(default_factory=list)
+    """Per bucket (``le`` = ``bounds[i]``), not cumulative; the last one is ``+Inf``."""
+    sum: float = 0.0
+    count: int = 0
+
+    def __post_init__(self) -> None:
+        self.counts = [0] * (len(self.bounds) + 1)
+
+    def observe(self, value: float, n: int = 1) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += n
+        self.sum += value * n
+        self.count += n
+
+
+@dataclass
 class EngineCounters:
     events: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     """Events by (model, version, source)."""
@@ -151,6 +173,10 @@ class EngineCounters:
     records: int = 0
     labels: int = 0
     """Label events read (valid ones)."""
+    close_seconds: Histogram = field(default_factory=Histogram)
+    """Seconds to close a window (statistics, health and publishing), per window."""
+    windows_by: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    """Records published by (model, version, kind)."""
 
 
 class Engine:
@@ -208,18 +234,60 @@ class Engine:
         if not msgs.offsets:
             return
         source = self._sources.get(msgs.topic, INFERENCE)
-        if source == LABELS:
-            self._labels(msgs)
-            self.positions[(msgs.topic, msgs.partition)] = msgs.offsets[-1] + 1
-            return
-        decoded = decode_batch(msgs.values, msgs.content_types, self.fields, msgs.timestamps)
-        for letter in decoded.dead:
-            self._dead(letter, msgs)
         tp = (msgs.topic, msgs.partition)
+        if source == LABELS:
+            decoded_labels = decode_labels(msgs.values, msgs.content_types, self.fields)
+            for letter in decoded_labels.dead:
+                self._dead(letter, msgs)
+            self._labels(decoded_labels.ids, decoded_labels.values)
+        else:
+            decoded = decode_batch(msgs.values, msgs.content_types, self.fields, msgs.timestamps)
+            for letter in decoded.dead:
+                self._dead(letter, msgs)
+            self._push(decoded, source, tp, msgs)
+        self.positions[tp] = msgs.offsets[-1] + 1
+
+    def ingest(
+        self, source: str, values: Sequence[bytes], content_types: Sequence[str | None], now: float
+    ) -> tuple[int, list[DeadLetter]]:
+        """Events from outside Kafka (``POST /v1/events``), all or nothing: when any message
+        is invalid, nothing is processed and the dead letters are returned (and counted) for
+        the caller to report; no offset is involved, so these events are in the state only
+        from the next checkpoint on. ``source`` is ``inference``, ``features`` or ``labels``.
+        Returns the events processed and the dead letters."""
+        msgs = Messages(
+            f"http:{source}", -1, range(len(values)), values, content_types, [now] * len(values)
+        )
+        if source == LABELS:
+            if self.quality is None:
+                raise ValueError("labels are not read: kafka.topics.labels is not configured")
+            labels = decode_labels(values, content_types, self.fields)
+            if labels.dead:
+                self.counters.invalid.update(d.code for d in labels.dead)
+                return 0, labels.dead
+            self._labels(labels.ids, labels.values)
+            return len(labels.ids), []
+        decoded = decode_batch(values, content_types, self.fields, msgs.timestamps)
+        dead = list(decoded.dead)
+        for (model, version), tables in decoded.tables.items():
+            if self._stream(model, version, source) is None:
+                reason = f"no baseline configured for model '{model}' version '{version}'"
+                for t in tables:
+                    for i in np.unique(t.column(MESSAGE).to_numpy()):
+                        dead.append(DeadLetter(values[int(i)], reason, "no_baseline", int(i)))
+        if dead:
+            self.counters.invalid.update(d.code for d in dead)
+            return 0, sorted(dead, key=lambda d: d.message)
+        self._push(decoded, source, None, msgs)
+        return sum(t.num_rows for ts in decoded.tables.values() for t in ts), []
+
+    def _push(
+        self, decoded: Decoded, source: str, tp: tuple[str, int] | None, msgs: Messages
+    ) -> None:
         closed: dict[tuple[str, str, str], list[Window]] = {}
         for (model, version), tables in decoded.tables.items():
             stream = self._stream(model, version, source)
-            if stream is not None:
+            if stream is not None and tp is not None:
                 stream.partitions.add(tp)
             for table in tables:
                 if stream is None:
@@ -233,27 +301,24 @@ class Engine:
                     closed.setdefault((model, version, source), []).extend(windows)
         for key, windows in closed.items():  # computed together: see Monitor.compare_windows
             self._close(self.streams[key], windows)
-        self.positions[tp] = msgs.offsets[-1] + 1
 
     def _dead(self, letter: DeadLetter, msgs: Messages) -> None:
         origin = Origin(msgs.topic, msgs.partition, msgs.offsets[letter.message])
         self.counters.invalid[letter.code] += 1
         self.sink.dead_letter(letter, origin)
 
-    def _labels(self, msgs: Messages) -> None:
+    def _labels(self, ids: list[str], values: Sequence[float]) -> None:
         """Label events: joined to their predictions; closed performance windows published."""
         assert self.quality is not None
-        decoded = decode_labels(msgs.values, msgs.content_types, self.fields)
-        for letter in decoded.dead:
-            self._dead(letter, msgs)
-        self.counters.labels += len(decoded.ids)
-        values = np.asarray(decoded.values, dtype=np.float64)
-        for record in self.quality.labels(decoded.ids, values, self._setup):
+        self.counters.labels += len(ids)
+        array = np.asarray(values, dtype=np.float64)
+        for record in self.quality.labels(ids, array, self._setup):
             key = (record["model"], record["version"])
             tracker = self.health.get(key)
             record["health"] = str(tracker.state) if tracker is not None else "ok"
             self.sink.publish(record)
             self.counters.records += 1
+            self.counters.windows_by[(record["model"], record["version"], record["kind"])] += 1
 
     def _setup(self, model: str, version: str) -> tuple[Baseline, ProxyConfig] | None:
         stream = self.streams.get((model, version, INFERENCE))
@@ -339,9 +404,13 @@ class Engine:
         return table.select(["ts", *mapping]).rename_columns(["ts", *mapping.values()])
 
     def _close(self, stream: Stream, windows: list[Window]) -> None:
+        start = time.perf_counter()
         records, stream.previous = stream.monitor.compare_windows(windows, stream.previous)
         for window, (skew, drift) in zip(windows, records, strict=True):
             self._publish(stream, window, skew, drift)
+        self.counters.close_seconds.observe(
+            (time.perf_counter() - start) / len(windows), len(windows)
+        )
 
     def _publish(
         self,
@@ -392,6 +461,7 @@ class Engine:
                 }
             self.sink.publish(record)
             self.counters.records += 1
+            self.counters.windows_by[(stream.model, stream.version, record["kind"])] += 1
         if change is not None:
             log.warning(
                 "model %r version %r: health %s -> %s (%s)",

@@ -37,3 +37,11 @@ class OutboxFull(AlertError):
 
 class ActionError(DriftlineError):
     """An action cannot be recorded, found, approved or carried out."""
+
+
+class UnknownAction(ActionError):
+    """No action has the id (or prefix) given."""
+
+
+class ActionConflict(ActionError):
+    """The action is not in a state that allows what was asked (e.g. approving a done one)."""

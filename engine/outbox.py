@@ -38,7 +38,7 @@ from driftline.exceptions import AlertError, ConfigError, OutboxFull
 from driftline.sqlite_file import SqliteFile
 
 EntryState = Literal["pending", "delivered", "dead"]
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the alert history (version 1 files gain it on open)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -66,6 +66,11 @@ CREATE TABLE IF NOT EXISTS sent (
     sequence INTEGER NOT NULL,
     starts_at REAL NOT NULL,
     updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS history (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    alert BLOB NOT NULL,
+    changed REAL NOT NULL
 );
 """
 _COLUMNS = "id, receiver, alert, state, attempts, created, next_attempt, updated, error"
@@ -217,6 +222,11 @@ class Outbox(SqliteFile):
                 "INSERT INTO deliveries (alert_id, fingerprint, receiver, alert, created, "
                 "next_attempt, updated) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(alert.id, alert.fingerprint, r, record, t, t, t) for r in receivers],
+            )
+            db.execute("INSERT INTO history (alert, changed) VALUES (?, ?)", (record, t))
+            db.execute(
+                "DELETE FROM history WHERE id <= (SELECT MAX(id) FROM history) - ?",
+                (self.max_rows,),
             )
             db.execute(
                 "INSERT INTO sent (fingerprint, model, version, status, severity, sequence, "
@@ -385,3 +395,8 @@ class Outbox(SqliteFile):
 
     def pending(self) -> int:
         return self.counts()["pending"]
+
+    def history(self, limit: int = 100) -> list[Alert]:
+        """The alerts stored, newest first (the last ``max_rows`` are kept)."""
+        rows = self._read("SELECT alert FROM history ORDER BY id DESC LIMIT ?", (limit,))
+        return [Alert.from_record(r[0]) for r in rows]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import queue
 import signal
 import threading
@@ -26,20 +27,24 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from driftline.action_store import ActionStore
 from driftline.actions import Policies
 from driftline.alerts import AlertCounters, Alerter, render_json
 from driftline.config import Config
-from driftline.connectors.webhooks import Dispatcher
+from driftline.connectors.webhooks import Dispatcher, read_env
 from driftline.engine import Engine, Messages
 from driftline.exceptions import ActionError
 from driftline.executor import ActionCounters, Executor
 from driftline.health import Change
 from driftline.outbox import Outbox
 from driftline.registry import AliasCache, Registry
+from driftline.service import Recent, Service, items
 from driftline.state import StateDir
+
+if TYPE_CHECKING:
+    from driftline.connectors.http import HttpServer
 
 log = logging.getLogger("driftline.serve")
 
@@ -157,11 +162,16 @@ class Server:
         source_factory: Callable[..., Any],
         state: StateDir,
         opts: ServeOptions,
+        service: Service | None = None,
     ) -> None:
         self.config = config
         self.engine = engine
         self.state = state
         self.opts = opts
+        self.service = service
+        self.lag: dict[Partition, int] = {}
+        """Messages behind each partition's end (``driftline_consumer_lag``), refreshed about
+        every second on the main thread."""
         self.stop = threading.Event()
         self.worker = _Worker()
         self.source = source_factory(on_revoked=self._revoked, on_assigned=self._assigned)
@@ -203,6 +213,8 @@ class Server:
             if lost or stale:
                 self.engine.release(lost | stale)
             self._owned = set(partitions)
+            if self.service is not None:
+                self.service.assigned = True
             seek = {tp: o for tp, o in known.items() if tp in partitions and tp not in stale}
             log.info(
                 "assigned %d partitions (%d resumed from the checkpoint)",
@@ -220,6 +232,8 @@ class Server:
         if snap is not None:
             self.engine.restore(snap)
             self._owned = set(self.engine.positions)
+        if self.service is not None:
+            self.service.restored = True
         self.source.start()
         # What is alive now (modules, compiled kernels, baselines, the restored state) lives
         # as long as the process: moved out of the cyclic collector's sight, it is not walked
@@ -232,7 +246,7 @@ class Server:
         next_checkpoint = time.monotonic() + interval
         pending: Future[dict[Partition, int]] | None = None
         last_message = time.monotonic()
-        last_status = time.monotonic()
+        last_status = last_lag = time.monotonic()
         events_seen = 0
         held: list[Messages] = []
         held_messages = 0
@@ -261,6 +275,9 @@ class Server:
                 if pending is None and now >= next_checkpoint:
                     pending = self.worker.submit(self._checkpoint)
                     next_checkpoint = now + interval
+                if now - last_lag >= 1.0:
+                    self._lag()
+                    last_lag = now
                 if now - last_status >= self.opts.status_every:
                     self._status(events_seen, now - last_status)
                     events_seen, last_status = 0, now
@@ -281,6 +298,17 @@ class Server:
             self._closing = True
             self.source.close()
             self.worker.stop()
+
+    def _lag(self) -> None:
+        """Each owned partition's high watermark (from the last fetch) minus the engine's
+        position in it: what is read but not yet processed counts as lag."""
+        positions = dict(items(self.engine.positions))  # the worker thread writes it
+        lag = {}
+        for tp, high in self.source.highwaters().items():
+            position = positions.get(tp)
+            if position is not None:
+                lag[tp] = max(high - position, 0)
+        self.lag = lag
 
     def _status(self, messages: int, seconds: float) -> None:
         c = self.engine.counters
@@ -314,11 +342,11 @@ class Alerting:
         path = cfg.outbox or config.state_dir / "alerts.db"
         self.options = cfg.render
         self.sink = sink
-        counters = AlertCounters()  # for driftline_alerts_total, when /metrics comes
+        self.counters = AlertCounters()  # driftline_alerts_total
         self.outbox = Outbox(path, max_rows=cfg.outbox_max_rows, policy=cfg.retry)
-        self.alerter = Alerter(self.outbox, [r.name for r in cfg.receivers], counters=counters)
+        self.alerter = Alerter(self.outbox, [r.name for r in cfg.receivers], counters=self.counters)
         self.dispatcher = (
-            Dispatcher(self.outbox, cfg.receivers, options=cfg.render, counters=counters)
+            Dispatcher(self.outbox, cfg.receivers, options=cfg.render, counters=self.counters)
             if cfg.receivers
             else None
         )
@@ -348,7 +376,7 @@ class Acting:
         cfg = config.actions
         self.store = ActionStore(config.actions_db)
         self.policies = Policies(cfg.policies)
-        self.counters = ActionCounters()  # for driftline_actions_total, when /metrics comes
+        self.counters = ActionCounters()  # driftline_actions_total
         # read from the registry on windows only when some policy depends on an alias
         uses_aliases = any(p.alias is not None for p in cfg.policies)
         self.aliases = AliasCache(registry) if registry is not None and uses_aliases else None
@@ -402,6 +430,30 @@ class Acting:
         self.store.close()
 
 
+def api_server(
+    config: Config,
+    service: Service,
+    server: Server,
+    alerting: Alerting,
+    acting: Acting | None,
+    token: str | None,
+) -> HttpServer:
+    """The HTTP API with ``/metrics`` (a fresh registry of its own), bound and not started."""
+    from driftline.api import create_app
+    from driftline.connectors.http import HttpServer
+    from driftline.metrics import EngineCollector, make_registry
+
+    collector = EngineCollector(
+        service,
+        config.metrics,
+        alerts=alerting.counters,
+        actions=acting.counters if acting is not None else None,
+        lag=lambda: server.lag,
+    )
+    app = create_app(service, config.api, registry=make_registry(collector), token=token)
+    return HttpServer(app, config.api.host, config.api.port)
+
+
 def serve(config: Config, opts: ServeOptions) -> int:
     """Run until SIGTERM/SIGINT (or ``idle_exit``); returns the exit code."""
     from driftline.connectors.kafka import KafkaSink, KafkaSource, check_topics
@@ -420,8 +472,12 @@ def serve(config: Config, opts: ServeOptions) -> int:
         registry = open_registry(config.registry, config.path.parent)
         resolver = RegistryBaselines(registry, ConfigBaselines(config))
         tags = HealthTags(registry)
+    token = None
+    if config.api.enabled and config.api.token_env is not None:
+        token = read_env(os.environ, config.api.token_env, where="api", what="the API token")
     with StateDir(config.state_dir) as state:
         sink = KafkaSink(config.kafka)
+        recent = Recent(sink, keep=config.api.keep_windows)
         alerting = Alerting(config, sink)
         acting = Acting(config, registry, sink) if config.actions.policies else None
         callbacks = [c for c in (tags, alerting) if c is not None]
@@ -431,8 +487,9 @@ def serve(config: Config, opts: ServeOptions) -> int:
                 callback(model, version, change)
 
         engine = Engine(
-            config, sink, resolver, threads=opts.threads, on_change=on_change, listener=acting
+            config, recent, resolver, threads=opts.threads, on_change=on_change, listener=acting
         )
+        http = None
         try:
             alerting.start()
             if acting is not None:
@@ -441,10 +498,23 @@ def serve(config: Config, opts: ServeOptions) -> int:
             def factory(**callbacks: Any) -> KafkaSource:
                 return KafkaSource(config.kafka, inputs, **callbacks)
 
-            server = Server(config, engine, factory, state, opts)
+            service = Service(
+                engine,
+                recent,
+                outbox=alerting.outbox,
+                render=alerting.options,
+                store=acting.store if acting is not None else None,
+            )
+            server = Server(config, engine, factory, state, opts, service)
+            service.run = server.worker.call
+            if config.api.enabled:
+                http = api_server(config, service, server, alerting, acting, token)
+                http.start()
             install_signal_handlers(server.stop)
             server.run()
         finally:
+            if http is not None:
+                http.stop()
             if acting is not None:
                 acting.close()
             alerting.close()

@@ -114,6 +114,7 @@ def write_config(
     state: Path,
     window: str = "size = 2000",
     extra: str = "",
+    api: str = "port = 0  # a free port: tests run side by side",
 ) -> Path:
     lines = [
         "[kafka]",
@@ -126,6 +127,8 @@ def write_config(
         "[state]",
         f'dir = "{state}"',
         'checkpoint_interval = "1s"',
+        "[api]",
+        api,
         "[window]",
         window,
         "[[models]]",

@@ -1,0 +1,284 @@
+"""``/metrics``: the engine's state as Prometheus metrics, read at scrape time.
+
+One custom collector (:class:`EngineCollector`) reads the engine's counters, the health
+trackers and the latest window records (:class:`~driftline.service.Recent`) whenever
+Prometheus scrapes; nothing is updated on the hot path. Names and labels are DESIGN.md's:
+
+- ``driftline_events_total{model,version,kind}``, ``driftline_invalid_events_total{reason}``,
+  ``driftline_label_events_total``, ``driftline_windows_total{model,version,kind}``
+- ``driftline_feature_drift{model,version,feature,statistic,kind}``,
+  ``driftline_feature_drifted{model,version,feature,kind}``,
+  ``driftline_dataset_drift_share{model,version,kind}`` (``kind``: ``skew`` against the
+  training baseline, ``drift`` against the previous window)
+- ``driftline_model_health{model,version}`` (0 ok, 1 warning, 2 critical)
+- ``driftline_data_quality{model,version,check}``, ``driftline_proxy_metric{model,version,
+  metric}``, ``driftline_estimated_quality`` and ``driftline_realised_quality{model,version,
+  metric}``
+- ``driftline_window_close_seconds`` (histogram), ``driftline_consumer_lag{topic,partition}``
+- ``driftline_alerts_total{model,severity,state}``, ``driftline_actions_total{action,outcome}``
+- ``driftline_ready``, plus the process collector's ``process_*``.
+
+Cardinality is bounded: per-version series for at most ``[metrics] max_versions`` model
+versions (the most recently active), feature series for at most ``max_features`` features
+of each (``[metrics] features`` first, then the baseline's order); feature names come from
+the baseline, never from the events.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from driftline.alerts import AlertCounters
+from driftline.config import MetricsConfig
+from driftline.executor import ActionCounters
+from driftline.health import Health
+from driftline.service import Service, VersionRecords, feature_summary, items
+
+STATISTICS = (
+    "psi",
+    "ks_statistic",
+    "ks_pvalue",
+    "js_distance",
+    "wasserstein",
+    "linf",
+    "chi2_pvalue",
+    "missing_rate",
+    "unseen_rate",
+)
+"""Feature statistics exported as ``driftline_feature_drift{statistic=...}``."""
+CHECKS = ("type_errors", "missing_fields", "late_events", "invalid_events")
+"""Window data-quality counts exported as ``driftline_data_quality{check=...}``."""
+HEALTH_VALUE = {Health.OK: 0, Health.WARNING: 1, Health.CRITICAL: 2}
+
+Lag = Callable[[], Mapping[tuple[str, int], int]]
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+class EngineCollector(Collector):
+    """Every ``driftline_*`` metric, computed from ``service`` at each scrape."""
+
+    def __init__(
+        self,
+        service: Service,
+        cfg: MetricsConfig,
+        *,
+        alerts: AlertCounters | None = None,
+        actions: ActionCounters | None = None,
+        lag: Lag | None = None,
+    ) -> None:
+        self.service = service
+        self.cfg = cfg
+        self.alerts = alerts
+        self.actions = actions
+        self.lag = lag
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._counters()
+        health = self.service.health()
+        recent = self.service.recent.versions()  # the most recently updated first
+        seen = {key for key, _ in recent}
+        order = [key for key, _ in recent] + sorted(set(health) - seen)
+        exported = order[: self.cfg.max_versions]
+        chosen = set(exported)
+        kept = [(key, v) for key, v in recent if key in chosen]
+        dropped = len(order) - len(exported)
+        h = GaugeMetricFamily(
+            "driftline_model_health",
+            "Health of a model version: 0 ok, 1 warning, 2 critical",
+            labels=["model", "version"],
+        )
+        for key in sorted(exported):
+            state = health.get(key, (Health.OK, ()))[0]
+            h.add_metric(list(key), HEALTH_VALUE[state])
+        yield h
+        yield GaugeMetricFamily(
+            "driftline_metrics_versions_dropped",
+            "Model versions left out of per-version series ([metrics] max_versions)",
+            value=dropped,
+        )
+        yield from self._windows(kept)
+        ready, _ = self.service.readiness()
+        yield GaugeMetricFamily(
+            "driftline_ready", "1 when the engine is ready (see /readyz)", value=int(ready)
+        )
+
+    # -- counters ------------------------------------------------------------------------
+
+    def _counters(self) -> Iterator[Metric]:
+        c = self.service.engine.counters
+        events = CounterMetricFamily(
+            "driftline_events_total",
+            "Events processed per model version and kind (inference or features)",
+            labels=["model", "version", "kind"],
+        )
+        for (model, version, kind), n in sorted(items(c.events)):
+            events.add_metric([model, version, kind], n)
+        yield events
+        invalid = CounterMetricFamily(
+            "driftline_invalid_events_total",
+            "Messages (or Arrow rows) rejected or dead-lettered, by reason",
+            labels=["reason"],
+        )
+        for reason, n in sorted(items(c.invalid)):
+            invalid.add_metric([reason], n)
+        yield invalid
+        yield CounterMetricFamily(
+            "driftline_label_events_total", "Valid label events read", value=c.labels
+        )
+        windows = CounterMetricFamily(
+            "driftline_windows_total",
+            "Window records published per model version and kind",
+            labels=["model", "version", "kind"],
+        )
+        for (model, version, kind), n in sorted(items(c.windows_by)):
+            windows.add_metric([model, version, kind], n)
+        yield windows
+        hist = c.close_seconds
+        counts = list(hist.counts)
+        buckets: list[tuple[str, float]] = []
+        running = 0
+        for bound, n in zip([*map(str, hist.bounds), "+Inf"], counts, strict=True):
+            running += n
+            buckets.append((bound, running))
+        close = HistogramMetricFamily(
+            "driftline_window_close_seconds",
+            "Seconds to close a window: statistics, health and publishing",
+        )
+        close.add_metric([], buckets, sum_value=hist.sum)
+        yield close
+        lag = GaugeMetricFamily(
+            "driftline_consumer_lag",
+            "Messages behind the partition's end (high watermark minus position)",
+            labels=["topic", "partition"],
+        )
+        for (topic, partition), n in sorted((self.lag() if self.lag else {}).items()):
+            lag.add_metric([topic, str(partition)], n)
+        yield lag
+        alerts = CounterMetricFamily(
+            "driftline_alerts_total",
+            "Alerts by model, severity and what happened to them",
+            labels=["model", "severity", "state"],
+        )
+        for (model, severity, state), n in sorted(
+            (self.alerts.snapshot() if self.alerts else {}).items()
+        ):
+            alerts.add_metric([model, severity, state], n)
+        yield alerts
+        actions = CounterMetricFamily(
+            "driftline_actions_total",
+            "Actions by kind and outcome",
+            labels=["action", "outcome"],
+        )
+        for (action, outcome), n in sorted(
+            (self.actions.snapshot() if self.actions else {}).items()
+        ):
+            actions.add_metric([action, outcome], n)
+        yield actions
+
+    # -- the latest windows --------------------------------------------------------------
+
+    def _features(self, record: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        stats = feature_summary(record)
+        chosen = [f for f in self.cfg.features if f in stats]
+        chosen += [f for f in stats if f not in chosen]
+        return [(f, stats[f]) for f in chosen[: self.cfg.max_features]]
+
+    def _windows(self, kept: list[tuple[tuple[str, str], VersionRecords]]) -> Iterator[Metric]:
+        drift = GaugeMetricFamily(
+            "driftline_feature_drift",
+            "A feature's statistic in the latest window: against the training baseline "
+            "(kind=skew) or the previous window (kind=drift)",
+            labels=["model", "version", "feature", "statistic", "kind"],
+        )
+        drifted = GaugeMetricFamily(
+            "driftline_feature_drifted",
+            "1 when the feature drifted in the latest window",
+            labels=["model", "version", "feature", "kind"],
+        )
+        share = GaugeMetricFamily(
+            "driftline_dataset_drift_share",
+            "Share of the features that drifted in the latest window",
+            labels=["model", "version", "kind"],
+        )
+        quality = GaugeMetricFamily(
+            "driftline_data_quality",
+            "Data-quality counts of the latest window",
+            labels=["model", "version", "check"],
+        )
+        proxy = GaugeMetricFamily(
+            "driftline_proxy_metric",
+            "Proxy metrics of the latest window (prediction mean, positive rate, ...)",
+            labels=["model", "version", "metric"],
+        )
+        estimated = GaugeMetricFamily(
+            "driftline_estimated_quality",
+            "Quality estimated from the scores alone (CBPE), latest window",
+            labels=["model", "version", "metric"],
+        )
+        realised = GaugeMetricFamily(
+            "driftline_realised_quality",
+            "Quality measured against joined labels, latest performance window",
+            labels=["model", "version", "metric"],
+        )
+        for (model, version), v in kept:
+            for kind in ("skew", "drift"):
+                record = v.latest.get(kind)
+                if record is None:
+                    continue
+                for feature, stats in self._features(record):
+                    for statistic in STATISTICS:
+                        value = _number(stats.get(statistic))
+                        if value is not None:
+                            drift.add_metric([model, version, feature, statistic, kind], value)
+                    if "drift" in stats:
+                        drifted.add_metric(
+                            [model, version, feature, kind], int(bool(stats["drift"]))
+                        )
+                value = _number((record.get("dataset_drift") or {}).get("share"))
+                if value is not None:
+                    share.add_metric([model, version, kind], value)
+            skew = v.latest.get("skew")
+            if skew is not None:
+                for check in CHECKS:
+                    value = _number((skew.get("quality") or {}).get(check))
+                    if value is not None:
+                        quality.add_metric([model, version, check], value)
+                for metric, raw in (skew.get("proxy") or {}).items():
+                    if metric == "estimated":
+                        for name, x in (raw or {}).items():
+                            if (value := _number(x)) is not None:
+                                estimated.add_metric([model, version, name], value)
+                    elif (value := _number(raw)) is not None:
+                        proxy.add_metric([model, version, metric], value)
+            performance = v.latest.get("performance")
+            if performance is not None:
+                for name, x in (performance.get("realised") or {}).items():
+                    if (value := _number(x)) is not None:
+                        realised.add_metric([model, version, name], value)
+        yield from (drift, drifted, share, quality, proxy, estimated, realised)
+
+
+def make_registry(collector: EngineCollector, *, process: bool = True) -> CollectorRegistry:
+    """A fresh registry with ``collector`` (and the process collector's ``process_*``)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    if process:
+        ProcessCollector(registry=registry)
+    return registry
