@@ -136,7 +136,7 @@ def render_status(service: Service) -> str:
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>driftline status</title><style>{_CSS}</style></head><body>"
         f"<header><h1>driftline</h1><span>{escape(state)}</span>"
-        f"<span>{events:,} events · {counters.windows:,} windows · {dead:,} dead letters</span>"
+        f"<span>{events:,} events · {counters.windows:,} windows · {dead:,} invalid events</span>"
         f"<span>v{escape(__version__)} · {time.strftime('%H:%M:%S')}</span></header><main>"
         f'<section class="card"><h2>Model versions</h2>{summary}</section>'
         + "".join(_version(service, m) for m in models)
