@@ -5,12 +5,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DATA ?= examples/data
 
-.PHONY: install demo test lint typecheck bench clean
+.PHONY: install demo example test lint typecheck bench clean
 
 $(BIN)/driftline: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip "setuptools>=77"
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,demo]'
 	touch $@
 
 # A real MLflow tracking server for tests/test_mlflow_registry.py, in a virtualenv of its
@@ -24,13 +24,18 @@ $(MLFLOW_VENV)/bin/mlflow:
 
 install: $(BIN)/driftline
 
-# The main job on its embedded default: the example fraud model, replayed through its
-# baseline. (Becomes `driftline demo` when the engine lands.)
+# The main job on its embedded default: `driftline demo` (broker, engine, API, webhooks,
+# registry; a canary aborted, a rollback approved, a drift report). DEMO_DIR keeps it all.
+DEMO_DIR ?= driftline-demo
 demo: install
+	$(BIN)/driftline demo --dir $(DEMO_DIR)
+
+# The example fraud data set and its baseline in $(DATA), for examples/driftline.toml and
+# the README's replay and serve examples
+example: install
 	$(BIN)/driftline example $(DATA)
 	$(BIN)/driftline baseline build $(DATA)/training.parquet -o $(DATA)/fraud.dlb \
 	    --prediction score --label label --model fraud --model-version 7
-	$(BIN)/driftline replay $(DATA)/serving.parquet --baseline $(DATA)/fraud.dlb --window 5000
 
 test: install $(MLFLOW_VENV)/bin/mlflow
 	$(BIN)/python -m pytest
@@ -47,4 +52,4 @@ bench: install
 	$(BIN)/python benchmarks/report.py
 
 clean:
-	rm -rf $(VENV) $(MLFLOW_VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache $(DATA)
+	rm -rf $(VENV) $(MLFLOW_VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache $(DATA) $(DEMO_DIR)

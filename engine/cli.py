@@ -157,6 +157,27 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--fail-on-drift", action="store_true", help="exit 1 if any window drifted")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
+    dm = sub.add_parser(
+        "demo",
+        help="the whole story on one machine: drift, alerts, a canary abort, a rollback",
+        description="Start the embedded Kafka-protocol broker (Tansu, from the demo extra), "
+        "driftline serve with its API and three local webhook receivers; register a "
+        "production version and a canary of the example fraud model in a SQLite registry; "
+        "replay serving traffic in which the canary's scores shift (it is aborted) and then "
+        "the world changes (on-call is paged, a retrain is triggered, a rollback waits for "
+        "approval and is approved over the API). Ends with a summary and a drift report.",
+        epilog="Example: driftline demo --dir driftline-demo --keep-running (then open "
+        "http://127.0.0.1:8080/)",
+    )
+    dm.add_argument("--dir", default="driftline-demo", help="where data, state and the report go")
+    dm.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="leave the engine, its API and status page up until Ctrl-C",
+    )
+    dm.add_argument("--api-port", type=_port, default=8080, help="the API's port (default 8080)")
+    dm.add_argument("--no-colour", action="store_true", help="plain output")
+
     c = sub.add_parser(
         "check",
         help="validate a driftline.toml without starting anything",
@@ -344,6 +365,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _registry(args)
         if args.command == "actions":
             return _actions(args)
+        if args.command == "demo":
+            return _demo(args)
         return _example(args)
     except DriftlineError as exc:
         print(f"driftline: error: {exc}", file=sys.stderr)
@@ -481,6 +504,15 @@ def _replay(args: argparse.Namespace) -> int:
     return EXIT_DRIFT if (args.fail_on_drift and drifted) else EXIT_OK
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from driftline.demo import DemoOptions, run_demo
+
+    colour = sys.stdout.isatty() and not args.no_colour
+    opts = DemoOptions(Path(args.dir), keep_running=args.keep_running, api_port=args.api_port,
+                       colour=colour)  # fmt: skip
+    return run_demo(opts)
+
+
 def _check(args: argparse.Namespace) -> int:
     from driftline import config
 
@@ -511,6 +543,12 @@ def _check(args: argparse.Namespace) -> int:
         )
     for pol in cfg.actions.policies:
         print(f"  action policy {pol.name}: {pol.action} ({pol.mode})")
+    api = cfg.api
+    if api.enabled:
+        writes = f"token from ${api.token_env}" if api.token_env else "writes disabled (no token)"
+        print(f"  API on http://{api.host}:{api.port} (/ status page, /metrics); {writes}")
+    else:
+        print("  API disabled")
     for m in cfg.models:
         versions = ", ".join(f"{v}: {p}" for v, p in m.versions.items())
         print(

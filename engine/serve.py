@@ -458,6 +458,9 @@ def serve(config: Config, opts: ServeOptions) -> int:
     """Run until SIGTERM/SIGINT (or ``idle_exit``); returns the exit code."""
     from driftline.connectors.kafka import KafkaSink, KafkaSource, check_topics
 
+    token = None  # read first: a missing variable stops the start before anything connects
+    if config.api.enabled and config.api.token_env is not None:
+        token = read_env(os.environ, config.api.token_env, where="api", what="the API token")
     topics = config.kafka.topics
     inputs = [t for t in (topics.inference, topics.features, topics.labels) if t]
     outputs = [topics.windows, topics.dead_letter, topics.alerts]
@@ -472,9 +475,6 @@ def serve(config: Config, opts: ServeOptions) -> int:
         registry = open_registry(config.registry, config.path.parent)
         resolver = RegistryBaselines(registry, ConfigBaselines(config))
         tags = HealthTags(registry)
-    token = None
-    if config.api.enabled and config.api.token_env is not None:
-        token = read_env(os.environ, config.api.token_env, where="api", what="the API token")
     with StateDir(config.state_dir) as state:
         sink = KafkaSink(config.kafka)
         recent = Recent(sink, keep=config.api.keep_windows)

