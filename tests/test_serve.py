@@ -11,6 +11,7 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -323,6 +324,14 @@ def test_start_up_errors_exit_2_naming_the_fault(broker: str, data: Path, tmp_pa
     first.send_signal(signal.SIGTERM)
     finish(first, timeout=30)
     assert second.returncode == 2 and "is in use by driftline pid" in err
+    # the API's port is taken
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = serve(cfg, "--api-port", str(port))
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and f"api: cannot listen on 127.0.0.1:{port}" in err
 
 
 def test_a_second_engine_joining_the_group_takes_a_partition_without_loss_or_double_count(
