@@ -130,7 +130,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--window", required=True, help="rows per window (10000) or a duration (5m)")
     r.add_argument("--time-column", help="event-time column (epoch seconds, timestamp, ISO-8601)")
     r.add_argument("--lateness", help="allowed lateness for event-time windows (e.g. 30s)")
-    r.add_argument("--format", choices=["jsonl", "table"], default="table")
+    r.add_argument(
+        "--format",
+        choices=["jsonl", "table", "html"],
+        default="table",
+        help="table (default), jsonl, or html: the drift report (driftline report), to -o",
+    )
     r.add_argument("-o", "--output", help="write here instead of standard output")
     r.add_argument(
         "--model", help="model name in records (default: the baseline's, or its file name)"
@@ -332,6 +337,38 @@ def _parser() -> argparse.ArgumentParser:
         ad.add_argument("--by", default=None, help="who decides (default: $USER)")
         ad.add_argument("--note", default="", help="why, for the audit log")
 
+    rp = sub.add_parser(
+        "report",
+        help="write a self-contained HTML drift report from window records",
+        description="Read window records (a JSONL file as 'replay --format jsonl' writes it or "
+        "as read from the windows topic, or a running engine's API with --from-api) and write "
+        "one HTML file with no script and no external reference: per model version a summary, "
+        "each feature's decision statistic over time against its threshold, a drift heatmap, "
+        "the training distribution of the last window's drifted features (with --baseline), "
+        "data quality, proxy metrics, realised quality, and the alerts, health changes and "
+        "actions. Needs matplotlib: pip install 'driftline[report]'.",
+        epilog="Examples: driftline replay serving.parquet --baseline fraud.dlb --window 5000 "
+        "--format jsonl -o windows.jsonl && driftline report windows.jsonl --baseline fraud.dlb "
+        "-o report.html ;  driftline report --from-api http://127.0.0.1:8080 "
+        "--token-env DRIFTLINE_API_TOKEN -o report.html",
+    )
+    rp.add_argument("windows", nargs="?", help="window records, one JSON object a line")
+    rp.add_argument("--from-api", metavar="URL", help="read a running driftline serve's API")
+    rp.add_argument("-o", "--output", required=True, help="the HTML file to write")
+    rp.add_argument("--baseline", help="baseline file: draws drifted features' training data")
+    rp.add_argument("--title", default="driftline drift report", help="the page's title")
+    rp.add_argument(
+        "--limit",
+        type=_positive,
+        help="with --from-api: window records per model version (default 100; at most the "
+        "API's keep_windows)",
+    )
+    rp_token = rp.add_mutually_exclusive_group()
+    rp_token.add_argument("--token-env", metavar="VAR", help="variable holding the API token")
+    rp_token.add_argument(
+        "--token", help="the API's bearer token (visible in ps: prefer --token-env)"
+    )
+
     e = sub.add_parser(
         "example",
         help="write the example fraud dataset (training + drifting serving data)",
@@ -367,6 +404,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _actions(args)
         if args.command == "demo":
             return _demo(args)
+        if args.command == "report":
+            return _report(args)
         return _example(args)
     except DriftlineError as exc:
         print(f"driftline: error: {exc}", file=sys.stderr)
@@ -500,7 +539,12 @@ def _replay(args: argparse.Namespace) -> int:
         drift_share=args.drift_share,
         threads=args.threads,
     )
-    drifted = replay(opts, fmt=args.format, output=args.output, quiet=args.quiet)
+    if args.format == "html":
+        from driftline.report import replay_report
+
+        drifted = replay_report(opts, args.output, quiet=args.quiet)
+    else:
+        drifted = replay(opts, fmt=args.format, output=args.output, quiet=args.quiet)
     return EXIT_DRIFT if (args.fail_on_drift and drifted) else EXIT_OK
 
 
@@ -722,6 +766,50 @@ def _actions(args: argparse.Namespace) -> int:
             print(f"action {r.id} ({r.action} of {r.model} version {r.version}) {r.status}")
     finally:
         store.close()
+    return EXIT_OK
+
+
+def _report(args: argparse.Namespace) -> int:
+    import os
+
+    from driftline import baseline as bl
+    from driftline import report
+
+    if (args.windows is None) == (args.from_api is None):
+        raise ConfigError("report: give a window-records file or --from-api URL, one of them")
+    if args.from_api is None:
+        options = (
+            ("--token", args.token),
+            ("--token-env", args.token_env),
+            ("--limit", args.limit),
+        )
+        for flag, given in options:
+            if given is not None:
+                raise ConfigError(f"{flag} applies to --from-api only")
+    report.require_matplotlib()
+    base = bl.load(args.baseline) if args.baseline else None
+    alerts: list[dict[str, object]] = []
+    actions: list[dict[str, object]] = []
+    if args.from_api is not None:
+        token = args.token
+        if args.token_env is not None:
+            token = os.environ.get(args.token_env)
+            if not token:
+                raise ConfigError(f"--token-env {args.token_env}: the variable is not set")
+        data = report.from_api(args.from_api, token=token, limit=args.limit or report.API_LIMIT)
+        records, alerts, actions, source = data.records, data.alerts, data.actions, data.source
+    else:
+        records, source = report.load_jsonl(args.windows), Path(args.windows).name
+    path = report.write_report(
+        records,
+        args.output,
+        alerts=alerts,
+        actions=actions,
+        title=args.title,
+        baseline=base,
+        source=source,
+    )
+    print(f"wrote {path} ({len(records)} window records)", file=sys.stderr)
     return EXIT_OK
 
 

@@ -59,6 +59,9 @@ def test_the_demo_tells_the_whole_story(tmp_path: Path) -> None:
         ("rollback", "7", "approve", "done"),
     }
     assert "\r" not in out  # not a terminal: no redrawn progress bar in the log
+    report = (where / "report.html").read_text()
+    assert f"report: {where / 'report.html'}" in out
+    assert "amount" in report and "canary_abort" in report and "http://" not in report
     assert f"state:  {where / 'state'}" in out
 
     again = subprocess.run(  # a second run starts over in the same directory
