@@ -28,7 +28,7 @@ from driftline import __version__
 from driftline.config import ApiConfig
 from driftline.events import ARROW, JSON, DeadLetter
 from driftline.exceptions import ActionConflict, ActionError, UnknownAction
-from driftline.service import SOURCES, EngineStopped, Service
+from driftline.service import EngineStopped, Service
 from driftline.status import render_status
 
 NDJSON = "application/x-ndjson"
@@ -290,7 +290,7 @@ def create_app(
         if not body:
             raise Problem(422, {"error": "empty", "reason": "empty body"})
         values, ctypes, unit = split_body(bytes(body), media)
-        if kind not in SOURCES or (kind == "labels" and service.engine.quality is None):
+        if kind == "labels" and service.engine.quality is None:
             raise Problem(422, "kind=labels needs kafka.topics.labels in the config")
         try:
             accepted, dead = await run_in_threadpool(service.ingest, kind, values, ctypes)

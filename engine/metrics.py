@@ -26,8 +26,9 @@ the baseline, never from the events.
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, ProcessCollector
@@ -43,7 +44,7 @@ from driftline.alerts import AlertCounters
 from driftline.config import MetricsConfig
 from driftline.executor import ActionCounters
 from driftline.health import Health
-from driftline.service import Service, VersionRecords, feature_summary, items
+from driftline.service import Latest, Service, feature_summary, items
 
 STATISTICS = (
     "psi",
@@ -71,6 +72,34 @@ def _number(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _family(
+    kind: type[CounterMetricFamily | GaugeMetricFamily],
+    name: str,
+    documentation: str,
+    labels: list[str],
+    samples: Iterable[tuple[tuple[Any, ...], float]],
+) -> Metric:
+    """A metric family with one sample per (label values, value), in label order."""
+    family = kind(name, documentation, labels=labels)
+    for key, value in sorted(samples):
+        family.add_metric([str(k) for k in key], value)
+    return family
+
+
+def _numbers(
+    family: GaugeMetricFamily,
+    prefix: list[str],
+    values: Mapping[str, Any] | None,
+    names: Iterable[str] | None = None,
+) -> None:
+    """A sample ``prefix + [name]`` for each finite number in ``values`` (of ``names``, when
+    given; of every key otherwise)."""
+    values = values or {}
+    for name in values if names is None else names:
+        if (value := _number(values.get(name))) is not None:
+            family.add_metric([*prefix, name], value)
+
+
 class EngineCollector(Collector):
     """Every ``driftline_*`` metric, computed from ``service`` at each scrape."""
 
@@ -92,7 +121,7 @@ class EngineCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         yield from self._counters()
         health = self.service.health()
-        recent = self.service.recent.versions()  # the most recently updated first
+        recent = self.service.recent.latest()  # the most recently updated first
         seen = {key for key, _ in recent}
         order = [key for key, _ in recent] + sorted(set(health) - seen)
         exported = order[: self.cfg.max_versions]
@@ -123,74 +152,61 @@ class EngineCollector(Collector):
 
     def _counters(self) -> Iterator[Metric]:
         c = self.service.engine.counters
-        events = CounterMetricFamily(
+        mv = ["model", "version"]
+        yield _family(
+            CounterMetricFamily,
             "driftline_events_total",
             "Events processed per model version and kind (inference or features)",
-            labels=["model", "version", "kind"],
+            [*mv, "kind"],
+            items(c.events),
         )
-        for (model, version, kind), n in sorted(items(c.events)):
-            events.add_metric([model, version, kind], n)
-        yield events
-        invalid = CounterMetricFamily(
+        yield _family(
+            CounterMetricFamily,
             "driftline_invalid_events_total",
             "Messages (or Arrow rows) rejected or dead-lettered, by reason",
-            labels=["reason"],
+            ["reason"],
+            (((reason,), n) for reason, n in items(c.invalid)),
         )
-        for reason, n in sorted(items(c.invalid)):
-            invalid.add_metric([reason], n)
-        yield invalid
         yield CounterMetricFamily(
             "driftline_label_events_total", "Valid label events read", value=c.labels
         )
-        windows = CounterMetricFamily(
+        yield _family(
+            CounterMetricFamily,
             "driftline_windows_total",
             "Window records published per model version and kind",
-            labels=["model", "version", "kind"],
+            [*mv, "kind"],
+            items(c.windows_by),
         )
-        for (model, version, kind), n in sorted(items(c.windows_by)):
-            windows.add_metric([model, version, kind], n)
-        yield windows
         hist = c.close_seconds
-        counts = list(hist.counts)
-        buckets: list[tuple[str, float]] = []
-        running = 0
-        for bound, n in zip([*map(str, hist.bounds), "+Inf"], counts, strict=True):
-            running += n
-            buckets.append((bound, running))
+        cumulative = itertools.accumulate(list(hist.counts))
         close = HistogramMetricFamily(
             "driftline_window_close_seconds",
             "Seconds to close a window: statistics, health and publishing",
         )
-        close.add_metric([], buckets, sum_value=hist.sum)
+        bounds = [*map(str, hist.bounds), "+Inf"]
+        close.add_metric([], list(zip(bounds, cumulative, strict=True)), sum_value=hist.sum)
         yield close
-        lag = GaugeMetricFamily(
+        yield _family(
+            GaugeMetricFamily,
             "driftline_consumer_lag",
             "Messages behind the partition's end (high watermark minus position)",
-            labels=["topic", "partition"],
+            ["topic", "partition"],
+            (self.lag() if self.lag else {}).items(),
         )
-        for (topic, partition), n in sorted((self.lag() if self.lag else {}).items()):
-            lag.add_metric([topic, str(partition)], n)
-        yield lag
-        alerts = CounterMetricFamily(
+        yield _family(
+            CounterMetricFamily,
             "driftline_alerts_total",
             "Alerts by model, severity and what happened to them",
-            labels=["model", "severity", "state"],
+            ["model", "severity", "state"],
+            (self.alerts.snapshot() if self.alerts else {}).items(),
         )
-        for (model, severity, state), n in sorted(
-            (self.alerts.snapshot() if self.alerts else {}).items()
-        ):
-            alerts.add_metric([model, severity, state], n)
-        yield alerts
-        actions = CounterMetricFamily(
+        yield _family(
+            CounterMetricFamily,
             "driftline_actions_total",
             "Actions by kind and outcome",
-            labels=["action", "outcome"],
+            ["action", "outcome"],
+            (self.actions.snapshot() if self.actions else {}).items(),
         )
-        for (action, outcome), n in sorted(
-            (self.actions.snapshot() if self.actions else {}).items()
-        ):
-            actions.add_metric([action, outcome], n)
-        yield actions
 
     # -- the latest windows --------------------------------------------------------------
 
@@ -200,7 +216,7 @@ class EngineCollector(Collector):
         chosen += [f for f in stats if f not in chosen]
         return [(f, stats[f]) for f in chosen[: self.cfg.max_features]]
 
-    def _windows(self, kept: list[tuple[tuple[str, str], VersionRecords]]) -> Iterator[Metric]:
+    def _windows(self, kept: list[tuple[tuple[str, str], Latest]]) -> Iterator[Metric]:
         drift = GaugeMetricFamily(
             "driftline_feature_drift",
             "A feature's statistic in the latest window: against the training baseline "
@@ -238,40 +254,29 @@ class EngineCollector(Collector):
             labels=["model", "version", "metric"],
         )
         for (model, version), v in kept:
+            mv = [model, version]
             for kind in ("skew", "drift"):
-                record = v.latest.get(kind)
+                record = v.records.get(kind)
                 if record is None:
                     continue
                 for feature, stats in self._features(record):
                     for statistic in STATISTICS:
-                        value = _number(stats.get(statistic))
-                        if value is not None:
-                            drift.add_metric([model, version, feature, statistic, kind], value)
+                        if (value := _number(stats.get(statistic))) is not None:
+                            drift.add_metric([*mv, feature, statistic, kind], value)
                     if "drift" in stats:
-                        drifted.add_metric(
-                            [model, version, feature, kind], int(bool(stats["drift"]))
-                        )
+                        drifted.add_metric([*mv, feature, kind], int(bool(stats["drift"])))
                 value = _number((record.get("dataset_drift") or {}).get("share"))
                 if value is not None:
-                    share.add_metric([model, version, kind], value)
-            skew = v.latest.get("skew")
+                    share.add_metric([*mv, kind], value)
+            skew = v.records.get("skew")
             if skew is not None:
-                for check in CHECKS:
-                    value = _number((skew.get("quality") or {}).get(check))
-                    if value is not None:
-                        quality.add_metric([model, version, check], value)
-                for metric, raw in (skew.get("proxy") or {}).items():
-                    if metric == "estimated":
-                        for name, x in (raw or {}).items():
-                            if (value := _number(x)) is not None:
-                                estimated.add_metric([model, version, name], value)
-                    elif (value := _number(raw)) is not None:
-                        proxy.add_metric([model, version, metric], value)
-            performance = v.latest.get("performance")
+                _numbers(quality, mv, skew.get("quality"), CHECKS)
+                proxies = dict(skew.get("proxy") or {})
+                _numbers(estimated, mv, proxies.pop("estimated", None))
+                _numbers(proxy, mv, proxies)
+            performance = v.records.get("performance")
             if performance is not None:
-                for name, x in (performance.get("realised") or {}).items():
-                    if (value := _number(x)) is not None:
-                        realised.add_metric([model, version, name], value)
+                _numbers(realised, mv, performance.get("realised"))
         yield from (drift, drifted, share, quality, proxy, estimated, realised)
 
 

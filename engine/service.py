@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from driftline.action_store import ActionStore
 from driftline.alerts import RenderOptions, render_json
-from driftline.engine import FEATURES, INFERENCE, LABELS, Engine, Origin, Sink
+from driftline.engine import Engine, Origin, Sink
 from driftline.events import DeadLetter
 from driftline.health import Health
 from driftline.outbox import Outbox
@@ -26,8 +26,6 @@ from driftline.outbox import Outbox
 T = TypeVar("T")
 K = TypeVar("K")
 V = TypeVar("V")
-
-SOURCES = (INFERENCE, FEATURES, LABELS)
 
 _MAX_VERSIONS_KEPT = 1000
 """Model versions whose recent records are kept in memory (least recently updated go)."""
@@ -45,14 +43,21 @@ def items(d: Mapping[K, V]) -> list[tuple[K, V]]:
 
 
 @dataclass
-class VersionRecords:
-    """The recent records of one model version."""
+class _Kept:
+    """The recent records of one model version (under :class:`Recent`'s lock)."""
 
     windows: deque[dict[str, Any]]
     latest: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """The last record of each kind (``skew``, ``drift``, ``performance``)."""
     updated: float = 0.0
-    """Wall-clock time of the last record."""
+
+
+@dataclass(frozen=True)
+class Latest:
+    """A model version's last record of each kind (``skew``, ``drift``, ``performance``)
+    and the wall-clock time of its last record."""
+
+    records: dict[str, dict[str, Any]]
+    updated: float
 
 
 class Recent:
@@ -64,7 +69,7 @@ class Recent:
         self.keep = keep
         self.clock = clock
         self._lock = threading.Lock()
-        self._versions: OrderedDict[tuple[str, str], VersionRecords] = OrderedDict()
+        self._versions: OrderedDict[tuple[str, str], _Kept] = OrderedDict()
 
     # -- the sink ------------------------------------------------------------------------
 
@@ -74,7 +79,7 @@ class Recent:
         with self._lock:
             v = self._versions.get(key)
             if v is None:
-                v = self._versions[key] = VersionRecords(deque(maxlen=self.keep))
+                v = self._versions[key] = _Kept(deque(maxlen=self.keep))
                 while len(self._versions) > _MAX_VERSIONS_KEPT:
                     self._versions.popitem(last=False)
             else:
@@ -91,19 +96,23 @@ class Recent:
 
     # -- reading (any thread) ------------------------------------------------------------
 
-    def versions(self) -> list[tuple[tuple[str, str], VersionRecords]]:
+    def latest(self) -> list[tuple[tuple[str, str], Latest]]:
         """Every version kept, the most recently updated first."""
         with self._lock:
-            return [(k, _copy(v)) for k, v in reversed(self._versions.items())]
+            return [
+                (k, Latest(dict(v.latest), v.updated)) for k, v in reversed(self._versions.items())
+            ]
 
-    def get(self, model: str, version: str) -> VersionRecords | None:
+    def get(self, model: str, version: str) -> Latest | None:
         with self._lock:
             v = self._versions.get((model, version))
-            return None if v is None else _copy(v)
+            return None if v is None else Latest(dict(v.latest), v.updated)
 
-
-def _copy(v: VersionRecords) -> VersionRecords:
-    return VersionRecords(deque(v.windows), dict(v.latest), v.updated)
+    def windows(self, model: str, version: str) -> list[dict[str, Any]] | None:
+        """The version's records kept, oldest first (None if none was)."""
+        with self._lock:
+            v = self._versions.get((model, version))
+            return None if v is None else list(v.windows)
 
 
 def feature_summary(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -165,60 +174,58 @@ class Service:
 
     def models(self) -> list[dict[str, Any]]:
         health = self.health()
-        kept = dict(self.recent.versions())
-        out = []
-        for key in sorted(set(health) | set(kept)):
-            state, reasons = health.get(key, (Health.OK, ()))
-            v = kept.get(key)
-            skew = v.latest.get("skew") if v is not None else None
-            out.append(
-                {
-                    "model": key[0],
-                    "version": key[1],
-                    "health": str(state),
-                    "reasons": list(reasons),
-                    "last_window": None if skew is None else skew.get("window"),
-                    "dataset_drift": None if skew is None else skew.get("dataset_drift"),
-                    "updated": None if v is None else v.updated,
-                    "events": self._events(key),
-                }
-            )
-        return out
-
-    def _events(self, key: tuple[str, str]) -> dict[str, int]:
-        return {s: n for (m, v, s), n in items(self.engine.counters.events) if (m, v) == key}
+        kept = dict(self.recent.latest())
+        return [
+            self._summary(key, health.get(key), kept.get(key))
+            for key in sorted(set(health) | set(kept))
+        ]
 
     def version(self, model: str, version: str) -> dict[str, Any] | None:
-        tracked = self.health().get((model, version))
-        v = self.recent.get(model, version)
-        if tracked is None and v is None:
+        key = (model, version)
+        tracker = self.engine.health.get(key)
+        latest = self.recent.get(model, version)
+        if tracker is None and latest is None:
             return None
-        state, reasons = tracked if tracked is not None else (Health.OK, ())
-        latest = v.latest if v is not None else {}
-        skew, drift = latest.get("skew"), latest.get("drift")
+        tracked = None if tracker is None else (tracker.state, tuple(tracker.reasons))
+        out = self._summary(key, tracked, latest)
+        records = latest.records if latest is not None else {}
+        skew, drift = records.get("skew"), records.get("drift")
         now = feature_summary(skew) if skew is not None else {}
         previous = feature_summary(drift) if drift is not None else {}
+        out["features"] = {
+            name: {"skew": stats, "drift": previous.get(name)} for name, stats in now.items()
+        }
+        out["quality"] = None if skew is None else skew.get("quality")
+        out["proxy"] = None if skew is None else skew.get("proxy")
+        out["performance"] = records.get("performance")
+        return out
+
+    def _summary(
+        self,
+        key: tuple[str, str],
+        tracked: tuple[Health, tuple[str, ...]] | None,
+        latest: Latest | None,
+    ) -> dict[str, Any]:
+        """What ``/v1/models`` says of a version (``/v1/models/…`` says more)."""
+        state, reasons = tracked if tracked is not None else (Health.OK, ())
+        skew = latest.records.get("skew") if latest is not None else None
         return {
-            "model": model,
-            "version": version,
+            "model": key[0],
+            "version": key[1],
             "health": str(state),
             "reasons": list(reasons),
             "last_window": None if skew is None else skew.get("window"),
             "dataset_drift": None if skew is None else skew.get("dataset_drift"),
-            "features": {
-                name: {"skew": stats, "drift": previous.get(name)} for name, stats in now.items()
+            "updated": None if latest is None else latest.updated,
+            "events": {
+                s: n for (m, v, s), n in items(self.engine.counters.events) if (m, v) == key
             },
-            "quality": None if skew is None else skew.get("quality"),
-            "proxy": None if skew is None else skew.get("proxy"),
-            "performance": latest.get("performance"),
-            "events": self._events((model, version)),
         }
 
     def windows(self, model: str, version: str, limit: int) -> list[dict[str, Any]] | None:
-        v = self.recent.get(model, version)
-        if v is None:
-            return None if (model, version) not in self.health() else []
-        records = list(v.windows)
+        records = self.recent.windows(model, version)
+        if records is None:
+            return None if (model, version) not in self.engine.health else []
         return records[-limit:][::-1]  # newest first
 
     # -- alerts and actions --------------------------------------------------------------

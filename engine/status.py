@@ -13,7 +13,7 @@ from html import escape
 from typing import Any
 
 from driftline import __version__
-from driftline.service import Service
+from driftline.service import Service, items
 
 _CSS = """
 body{font:14px/1.4 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;
@@ -100,8 +100,8 @@ def render_status(service: Service) -> str:
     ready, why = service.readiness()
     models = service.models()
     counters = service.engine.counters
-    events = sum(counters.events.copy().values())
-    dead = sum(counters.invalid.copy().values())
+    events = sum(n for _, n in items(counters.events))
+    dead = sum(n for _, n in items(counters.invalid))
     summary = (
         "<table><tr><th>model</th><th>version</th><th>health</th>"
         '<th class="num">last window</th><th class="num">drifted share</th></tr>'

@@ -13,9 +13,12 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
+
+from driftline.alerts import CountState
+from driftline.metrics import CHECKS, STATISTICS
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
@@ -35,17 +38,6 @@ Labels = dict[str, tuple[str, ...] | None]
 
 _MV: Labels = {"model": None, "version": None}
 _SKEW_DRIFT = ("skew", "drift")
-STATISTICS = (
-    "psi",
-    "ks_statistic",
-    "ks_pvalue",
-    "js_distance",
-    "wasserstein",
-    "linf",
-    "chi2_pvalue",
-    "missing_rate",
-    "unseen_rate",
-)
 ENGINE_METRICS: dict[str, Labels] = {
     "driftline_events_total": {**_MV, "kind": ("inference", "features")},
     "driftline_invalid_events_total": {"reason": None},
@@ -66,16 +58,13 @@ ENGINE_METRICS: dict[str, Labels] = {
     "driftline_alerts_total": {
         "model": None,
         "severity": None,
-        "state": ("enqueued", "deduplicated", "refused", "delivered", "retried", "dead"),
+        "state": get_args(CountState),
     },
     "driftline_actions_total": {"action": None, "outcome": None},
     "driftline_proxy_metric": {**_MV, "metric": None},
     "driftline_realised_quality": {**_MV, "metric": None},
     "driftline_estimated_quality": {**_MV, "metric": None},
-    "driftline_data_quality": {
-        **_MV,
-        "check": ("type_errors", "missing_fields", "late_events", "invalid_events"),
-    },
+    "driftline_data_quality": {**_MV, "check": CHECKS},
     "driftline_label_events_total": {},
     "driftline_ready": {},
     "process_resident_memory_bytes": {},

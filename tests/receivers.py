@@ -10,10 +10,8 @@ with scripted statuses (200 once the script is used up) and counts the requests 
 from __future__ import annotations
 
 import shutil
-import subprocess
 import threading
 import time
-import urllib.request
 from collections import Counter, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +21,7 @@ from pathlib import Path
 
 import orjson
 from brokers import free_port
-from services import missing_service
+from services import missing_service, running
 
 from driftline.connectors.webhooks import verify_signature
 
@@ -174,36 +172,12 @@ def alertmanager(workdir: Path) -> Iterator[str]:
     config.write_text(_AM_CONFIG)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    log = workdir / "alertmanager.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config}",
-                f"--storage.path={workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--cluster.listen-address=",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/-/ready", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"Alertmanager did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.05)
+    argv = [
+        binary,
+        f"--config.file={config}",
+        f"--storage.path={workdir / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--cluster.listen-address=",
+    ]
+    with running(argv, workdir / "alertmanager.log", f"{base}/-/ready", "Alertmanager", 15):
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()

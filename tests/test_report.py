@@ -8,22 +8,18 @@ from __future__ import annotations
 
 import itertools
 import re
-import shutil
-import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import orjson
 import pytest
 from brokers import free_port
 from kafka_io import events
-from services import missing_service
+from services import colours, near, screenshot
 from sinks import MemorySink
 from test_api import TOKEN, Rig, serving
 from test_quality import config as labels_config
@@ -37,7 +33,6 @@ from driftline.engine import Engine
 from driftline.health import Health
 from driftline.report import PREDICTION, load_jsonl
 
-CHROMIUM_APT = "apt-get install -y --no-install-recommends chromium"
 VOID = {"meta", "br", "img", "input", "link", "hr", "col", "area", "base", "wbr", "source"}
 
 
@@ -438,44 +433,9 @@ def test_without_matplotlib(
 
 
 def test_report_renders_in_chromium(report: Path, tmp_path: Path) -> None:
-    from PIL import Image
-
-    binary = shutil.which("chromium")
-    if binary is None:
-        missing_service(f"Chromium is not installed (CI: {CHROMIUM_APT})")
-    assert binary is not None
-    shot = tmp_path / "report.png"
-    with tempfile.TemporaryDirectory() as profile:
-        r = subprocess.run(
-            [
-                binary,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                f"--user-data-dir={profile}",
-                "--window-size=1280,2000",
-                f"--screenshot={shot}",
-                report.as_uri(),
-            ],
-            capture_output=True,
-            timeout=120,
-        )
-    assert r.returncode == 0 and shot.exists(), r.stderr[-2000:]
-    image = Image.open(shot).convert("RGB")
-    assert image.size == (1280, 2000)
-    colours = image.getcolors(maxcolors=1 << 20)
-    assert colours is not None and len(colours) > 200  # text, badges, charts: not blank
-    pixels = np.asarray(image, dtype=np.int16).reshape(-1, 3)
-
-    def near(rgb: tuple[int, int, int]) -> int:
-        return int((np.abs(pixels - rgb) < 10).all(axis=1).sum())
-
-    assert near((0x1D, 0x23, 0x30)) > 20_000  # the header bar
-    assert near((0xC6, 0x28, 0x28)) > 200  # critical: badge, health strip, drifted points
-    assert near((0x1D, 0x4E, 0xD8)) > 500  # the statistic's lines in the drift charts
-    assert near((0x2E, 0x7D, 0x32)) > 100  # ok windows in the health strip
+    pixels = screenshot(report.as_uri(), tmp_path / "report.png", 1280, 2000)
+    assert colours(pixels) > 200  # text, badges, charts: not blank
+    assert near(pixels, (0x1D, 0x4E, 0xD8)) > 500  # the statistic's lines in the drift charts
+    assert near(pixels, (0x1D, 0x23, 0x30)) > 20_000  # the header bar
+    assert near(pixels, (0xC6, 0x28, 0x28)) > 200  # critical: badge, strip, drifted points
+    assert near(pixels, (0x2E, 0x7D, 0x32)) > 100  # ok windows in the health strip
