@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
@@ -58,7 +59,13 @@ class KafkaUnavailable(DriftlineError):
 
 
 def _client(cfg: KafkaConfig) -> dict[str, Any]:
-    return {"bootstrap_servers": cfg.bootstrap_servers.split(","), "client_id": "driftline"}
+    """The options every kafka-python client here takes: the brokers, and TLS and SASL
+    (``[kafka] security_protocol`` and friends, secrets from the environment)."""
+    return {
+        "bootstrap_servers": cfg.bootstrap_servers.split(","),
+        "client_id": "driftline",
+        **cfg.security.client_options(os.environ),
+    }
 
 
 def check_topics(cfg: KafkaConfig, topics: Iterable[str], *, create: bool = False) -> None:

@@ -78,7 +78,11 @@ def split_body(body: bytes, media: str) -> tuple[list[bytes], list[str | None], 
     if not isinstance(parsed, list):
         reason = f"body must be a JSON object or an array of objects, got {type(parsed).__name__}"
         raise Problem(422, {"error": "not_events", "reason": reason})
-    values = [orjson.dumps(e) for e in parsed]
+    try:
+        values = [orjson.dumps(e) for e in parsed]
+    except TypeError:  # orjson reads 1024 levels of nesting but writes only 254
+        reason = "an event is nested too deeply (more than 254 levels)"
+        raise Problem(422, {"error": "not_events", "reason": reason}) from None
     return values, [JSON] * len(values), "event"
 
 
@@ -291,7 +295,8 @@ def create_app(
             raise Problem(422, {"error": "empty", "reason": "empty body"})
         values, ctypes, unit = split_body(bytes(body), media)
         if kind == "labels" and service.engine.quality is None:
-            raise Problem(422, "kind=labels needs kafka.topics.labels in the config")
+            reason = "kind=labels needs kafka.topics.labels (or [labels] without Kafka)"
+            raise Problem(422, reason)
         try:
             accepted, dead = await run_in_threadpool(service.ingest, kind, values, ctypes)
         except EngineStopped as exc:

@@ -170,7 +170,9 @@ def _parser() -> argparse.ArgumentParser:
         "production version and a canary of the example fraud model in a SQLite registry; "
         "replay serving traffic in which the canary's scores shift (it is aborted) and then "
         "the world changes (on-call is paged, a retrain is triggered, a rollback waits for "
-        "approval and is approved over the API). Ends with a summary and a drift report.",
+        "approval and is approved over the API). Ends with a summary and a drift report. "
+        "Without the broker binary (or with --http) the same story runs with Kafka off, "
+        "the events sent over the API.",
         epilog="Example: driftline demo --dir driftline-demo --keep-running (then open "
         "http://127.0.0.1:8080/)",
     )
@@ -181,6 +183,12 @@ def _parser() -> argparse.ArgumentParser:
         help="leave the engine, its API and status page up until Ctrl-C",
     )
     dm.add_argument("--api-port", type=_port, default=8080, help="the API's port (default 8080)")
+    dm.add_argument(
+        "--http",
+        action="store_true",
+        help="no broker: serve without Kafka, the traffic sent over POST /v1/events (the "
+        "fallback taken when the demo extra's broker binary is not installed)",
+    )
     dm.add_argument("--no-colour", action="store_true", help="plain output")
 
     c = sub.add_parser(
@@ -553,7 +561,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     colour = sys.stdout.isatty() and not args.no_colour
     opts = DemoOptions(Path(args.dir), keep_running=args.keep_running, api_port=args.api_port,
-                       colour=colour)  # fmt: skip
+                       colour=colour, http=args.http)  # fmt: skip
     return run_demo(opts)
 
 
@@ -568,21 +576,29 @@ def _check(args: argparse.Namespace) -> int:
         window = f"{w.size} events" + (f", step {w.step}" if w.step else "")
     t = cfg.kafka.topics
     print(f"{cfg.path}: ok")
-    print(f"  kafka {cfg.kafka.bootstrap_servers}, group {cfg.kafka.group_id}")
-    print(
-        f"  topics: inference {t.inference}, windows {t.windows}, dead letter "
-        f"{t.dead_letter}, alerts {t.alerts}"
-    )
+    if cfg.kafka.enabled:
+        sec = cfg.kafka.security.protocol
+        print(f"  kafka {cfg.kafka.bootstrap_servers}, group {cfg.kafka.group_id} ({sec})")
+        print(
+            f"  topics: inference {t.inference}, windows {t.windows}, dead letter "
+            f"{t.dead_letter}, alerts {t.alerts}"
+        )
+    else:
+        print(
+            "  kafka disabled: events over POST /v1/events only; records, alerts, actions "
+            f"and dead letters in {cfg.state_dir / 'out'}/*.jsonl"
+        )
     print(f"  windows of {window}; health changes after {cfg.hysteresis} windows")
     print(f"  state in {cfg.state_dir}")
     if cfg.registry:
         print(f"  registry {cfg.registry}")
     receivers = ", ".join(f"{r.name} ({r.format})" for r in cfg.alerts.receivers)
     print(f"  alerts to the alerts topic{' and ' + receivers if receivers else ''}")
-    if t.labels:
+    if cfg.read_labels:
         lb = cfg.labels
         print(
-            f"  labels from {t.labels}: joined within {lb.ttl:g} s of event time, "
+            f"  labels from {t.labels if cfg.kafka.enabled else 'the API'}: joined within "
+            f"{lb.ttl:g} s of event time, "
             f"performance windows of {lb.window} pairs"
         )
     for pol in cfg.actions.policies:

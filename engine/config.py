@@ -26,6 +26,7 @@ baseline = "baselines/fraud.dlb"
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from typing import Any
 from driftline import baseline as bl
 from driftline.actions import ACTIONS, KINDS, MODES, Hook, Policy
 from driftline.alerts import FORMATS, RenderOptions
-from driftline.connectors.webhooks import Receiver, check_env_name
+from driftline.connectors.webhooks import Receiver, check_env_name, read_env
 from driftline.detectors import DriftPolicy, Statistic
 from driftline.events import FieldMap
 from driftline.exceptions import BaselineError, ConfigError
@@ -106,9 +107,12 @@ class _Table:
         if not isinstance(value, str):
             raise ConfigError(f'{self._name(key)} must be a duration such as "5m", got {value!r}')
         try:
-            return parse_duration(value)
+            seconds = parse_duration(value)
         except ConfigError as exc:
             raise ConfigError(f"{self._name(key)}: {exc}") from None
+        if not math.isfinite(seconds):  # "999…9s", 400 digits: infinite seconds
+            raise ConfigError(f"{self._name(key)}: a duration must be finite, got {value[:40]!r}")
+        return seconds
 
     def boolean(self, key: str, default: bool = False) -> bool:
         value = self._get(key)
@@ -122,7 +126,11 @@ class _Table:
         value = self._get(key)
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
             raise ConfigError(f"{self._name(key)} must be a number, got {value!r}")
         return float(value)
 
@@ -168,6 +176,50 @@ class Topics:
     dead_letter: str = "driftline.dead-letter"
 
 
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """``[kafka]`` TLS and SASL settings, passed to kafka-python's clients. Secrets (the
+    SASL password, the key's password) are read from the environment variables named
+    here, never from the file."""
+
+    protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password_env: str | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_password_env: str | None = None
+    ssl_check_hostname: bool = True
+
+    def client_options(self, environ: Mapping[str, str]) -> dict[str, Any]:
+        """kafka-python's keyword arguments, with the secrets read from ``environ``
+        (:class:`ConfigError` naming the variable when one is unset)."""
+        out: dict[str, Any] = {"security_protocol": self.protocol}
+        if self.protocol.startswith("SASL"):
+            out["sasl_mechanism"] = self.sasl_mechanism
+            out["sasl_plain_username"] = self.sasl_username
+            assert self.sasl_password_env is not None  # checked by the parser
+            out["sasl_plain_password"] = read_env(
+                environ, self.sasl_password_env, "kafka", "the SASL password"
+            )
+        if self.protocol.endswith("SSL"):
+            out["ssl_check_hostname"] = self.ssl_check_hostname
+            for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+                value = getattr(self, key)
+                if value is not None:
+                    out[key] = str(value)
+            if self.ssl_password_env is not None:
+                out["ssl_password"] = read_env(
+                    environ, self.ssl_password_env, "kafka", "the SSL key's password"
+                )
+        return out
+
+
 @dataclass(frozen=True)
 class KafkaConfig:
     bootstrap_servers: str = "127.0.0.1:9092"
@@ -180,6 +232,11 @@ class KafkaConfig:
     auto_offset_reset: str = "earliest"
     """Where to start a partition with no committed offset and no checkpoint."""
     max_poll_records: int = 10_000
+    enabled: bool = True
+    """``false``: no Kafka at all. Events come only over the API (``POST /v1/events``);
+    window records, alerts, actions and dead letters are appended to JSONL files under
+    ``state.dir/out/``."""
+    security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
 
 @dataclass(frozen=True)
@@ -287,6 +344,9 @@ class Config:
     labels: LabelsConfig = field(default_factory=LabelsConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    read_labels: bool = False
+    """Whether label events are read and joined: ``kafka.topics.labels`` is set, or Kafka
+    is off (``kafka.enabled = false``) and a ``[labels]`` table is given."""
 
     @property
     def actions_db(self) -> Path:
@@ -295,6 +355,58 @@ class Config:
 
     def model(self, name: str) -> ModelConfig | None:
         return next((m for m in self.models if m.name == name), None)
+
+
+def _security(k: _Table, base: Path) -> KafkaSecurity:
+    protocol = k.choice("security_protocol", SECURITY_PROTOCOLS, "PLAINTEXT")
+    files = {}
+    for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+        value = k.optional_string(key)
+        if value is not None:
+            path = _resolve(base, value)
+            if not path.is_file():
+                raise ConfigError(f"kafka.{key}: no such file: {path}")
+            files[key] = path
+    envs = {}
+    for key in ("sasl_password_env", "ssl_password_env"):
+        value = k.optional_string(key)
+        if value is not None:
+            check_env_name(value, key, "kafka")
+        envs[key] = value
+    sec = KafkaSecurity(
+        protocol=protocol,
+        sasl_mechanism=k.optional_string("sasl_mechanism"),
+        sasl_username=k.optional_string("sasl_username"),
+        ssl_check_hostname=k.boolean("ssl_check_hostname", True),
+        **files,
+        **envs,
+    )
+    if sec.sasl_mechanism is not None and sec.sasl_mechanism not in SASL_MECHANISMS:
+        raise ConfigError(
+            f"kafka.sasl_mechanism must be one of {list(SASL_MECHANISMS)}, "
+            f"got {sec.sasl_mechanism!r}"
+        )
+    sasl = protocol.startswith("SASL")
+    given = [n for n in ("sasl_mechanism", "sasl_username", "sasl_password_env")
+             if getattr(sec, n) is not None]  # fmt: skip
+    if sasl and len(given) < 3:
+        missing = next(
+            n for n in ("sasl_mechanism", "sasl_username", "sasl_password_env") if n not in given
+        )
+        raise ConfigError(f"kafka.{missing} is required with security_protocol = {protocol!r}")
+    if given and not sasl:
+        raise ConfigError(
+            f"kafka.{given[0]} needs security_protocol SASL_PLAINTEXT or SASL_SSL, got {protocol!r}"
+        )
+    tls = [n for n in ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_password_env")
+           if getattr(sec, n) is not None]  # fmt: skip
+    if tls and not protocol.endswith("SSL"):
+        raise ConfigError(
+            f"kafka.{tls[0]} needs security_protocol SSL or SASL_SSL, got {protocol!r}"
+        )
+    if sec.ssl_keyfile is not None and sec.ssl_certfile is None:
+        raise ConfigError("kafka.ssl_keyfile needs kafka.ssl_certfile (the client certificate)")
+    return sec
 
 
 def _window(t: _Table) -> WindowConfig:
@@ -573,6 +685,8 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
         mode=k.choice("mode", ("group", "assign"), "group"),
         auto_offset_reset=k.choice("auto_offset_reset", ("earliest", "latest"), "earliest"),
         max_poll_records=k.integer("max_poll_records", 10_000),
+        enabled=k.boolean("enabled", True),
+        security=_security(k, base),
     )
     k.done()
     state = root.table("state")
@@ -609,7 +723,7 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
             window=lt.integer("window", 0) or None,
         )
     )
-    if lt.data and not topics.labels:
+    if lt.data and not topics.labels and kafka.enabled:
         raise ConfigError("labels: set kafka.topics.labels, the topic label events come on")
     lt.done()
     api = _api(root.table("api"))
@@ -621,6 +735,11 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
     )
     mt.done()
     root.done()
+    if not kafka.enabled and not (api.enabled and api.token_env):
+        raise ConfigError(
+            "kafka.enabled = false: events then come only over the API, which needs "
+            "[api] enabled with token_env (POST /v1/events takes the bearer token)"
+        )
     return Config(
         path,
         kafka,
@@ -637,6 +756,7 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
         labels=labels,
         api=api,
         metrics=metrics,
+        read_labels=bool(topics.labels) or (not kafka.enabled and bool(lt.data)),
     )
 
 
@@ -669,6 +789,8 @@ def load(path: str | Path) -> Config:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read the config: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML: not UTF-8 text ({exc.reason})") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

