@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DATA ?= examples/data
 
-.PHONY: install demo example test lint typecheck bench clean
+.PHONY: install demo example test lint typecheck bench bench-peers bench-all clean
 
 $(BIN)/driftline: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -51,5 +51,31 @@ bench: install
 	$(BIN)/python benchmarks/replay.py --repeat 3
 	$(BIN)/python benchmarks/report.py
 
+# Peer drift libraries for benchmarks/peers.py and benchmarks/detection.py, each in a
+# virtualenv of its own: their numpy/pandas/scipy pins clash with driftline's .venv and with
+# one another, and every tool runs in its own process anyway. pandas 3 breaks Evidently 0.7
+# and NannyML 0.13 (removed internals); NannyML imports statsmodels without declaring it.
+# Alibi Detect is BSL-licensed: it is installed here by name as a benchmark peer only, never
+# as a driftline dependency (torch 2.13.0 CPU is the backend of its MMDDriftOnline).
+BENCH_PEERS := evidently nannyml frouros alibi
+PEER_PKGS_evidently := 'evidently==0.7.23' 'pandas>=2.2,<3'
+PEER_PKGS_nannyml := 'nannyml==0.13.1' 'pandas>=2.2,<3' 'statsmodels>=0.14'
+PEER_PKGS_frouros := 'frouros==0.9.0'
+PEER_PKGS_alibi := 'torch==2.13.0' 'alibi-detect[torch]==0.13.0'
+.venv-bench-%/.installed:
+	$(PY) -m venv .venv-bench-$*
+	.venv-bench-$*/bin/pip install --quiet --upgrade pip
+	.venv-bench-$*/bin/pip install --quiet $(PEER_PKGS_$*)
+	touch $@
+
+bench-peers: $(foreach p,$(BENCH_PEERS),.venv-bench-$(p)/.installed)
+
+# The peer comparison (1M x 25, every tool in its own process) and the detection-quality
+# streams, then RESULTS.md with the Kafka figures already in benchmarks/results/
+bench-all: install bench-peers
+	$(BIN)/python benchmarks/peers.py --repeat 3
+	$(BIN)/python benchmarks/detection.py
+	$(BIN)/python benchmarks/report.py
+
 clean:
-	rm -rf $(VENV) $(MLFLOW_VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache $(DATA) $(DEMO_DIR)
+	rm -rf $(VENV) $(MLFLOW_VENV) .venv-bench-* build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache $(DATA) $(DEMO_DIR)

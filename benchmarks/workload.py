@@ -37,6 +37,13 @@ cat_3  40      none
 cat_4  20      none (0.5% nulls throughout, to exercise categorical missing_rate)
 =====  ======  ==========================================================================
 
+With ``--drift ramp`` (the peer comparison, ``benchmarks/peers.py``) the drift is gradual
+instead: from ``drift_start`` the means of num_00..num_04 move linearly up to +0.5
+reference standard deviations over ``rows // 4`` rows (250,000 by default) and stay there,
+and cat_0 and cat_1 draw a share of their values, ramping linearly to 30 % over the same
+rows, from the reversed (Zipf) frequencies; no new category appears and num_04 keeps its
+scale. Every other column is undrifted, as above.
+
 Generation is chunked (``CHUNK_ROWS`` rows per Parquet row group), so memory stays at a
 few tens of MB regardless of ``rows``. The files are regenerated only when missing or
 when the parameters recorded in ``workload.json`` differ.
@@ -44,7 +51,7 @@ when the parameters recorded in ``workload.json`` differ.
 Usage::
 
     python benchmarks/workload.py [--rows N] [--ref-rows N] [--drift-start N] [--seed S]
-                                  [--cache DIR] [--force]
+                                  [--drift step|ramp] [--cache DIR] [--force]
 """
 
 from __future__ import annotations
@@ -81,6 +88,10 @@ CAT_NULL_RATE = {"cat_4": 0.005}
 NUM_NULL_RATE = {"num_15": 0.01}
 NEW_CATEGORY = "c1_NEW"
 NEW_CATEGORY_RATE = 0.05
+DRIFTS = ("step", "ramp")
+RAMP_SHIFT_SD = 0.5  # ramp: final mean shift of num_00..num_04, in reference std
+RAMP_MIX = 0.3  # ramp: final share of cat_0 / cat_1 values drawn from reversed frequencies
+RAMP_CATEGORICAL = ("cat_0", "cat_1")
 
 # Normal features num_00..num_04: (mean, std)
 _NORMAL = {
@@ -109,12 +120,17 @@ def schema() -> pa.Schema:
     return pa.schema([(c, pa.float64()) for c in NUMERIC] + [(c, pa.string()) for c in CATEGORICAL])
 
 
-def _numeric_chunk(rng: np.random.Generator, n: int, drifted: np.ndarray) -> dict[str, Any]:
-    """Generate numeric columns for ``n`` rows; ``drifted`` marks rows past drift_start."""
+def _numeric_chunk(
+    rng: np.random.Generator, n: int, drifted: np.ndarray, ramp: np.ndarray | None = None
+) -> dict[str, Any]:
+    """Generate numeric columns for ``n`` rows; ``drifted`` marks rows past drift_start;
+    ``ramp`` (``--drift ramp``) is each row's progress through the ramp, 0..1."""
     cols: dict[str, Any] = {}
     for name, (mu, sd) in _NORMAL.items():
         x = rng.normal(mu, sd, n)
-        if name == "num_04":
+        if ramp is not None:
+            x = x + RAMP_SHIFT_SD * sd * ramp
+        elif name == "num_04":
             x = np.where(drifted, mu + (x - mu) * 1.5, x)
         else:
             x = np.where(drifted, x + 0.5 * sd, x)
@@ -145,14 +161,20 @@ def _numeric_chunk(rng: np.random.Generator, n: int, drifted: np.ndarray) -> dic
     return out
 
 
-def _categorical_chunk(rng: np.random.Generator, n: int, drifted: np.ndarray) -> dict[str, Any]:
+def _categorical_chunk(
+    rng: np.random.Generator, n: int, drifted: np.ndarray, ramp: np.ndarray | None = None
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in CATEGORICAL:
         levels = CAT_LEVELS[name]
         probs = CAT_PROBS[name]
         idx = rng.choice(len(levels), n, p=probs)
         dictionary = list(levels)
-        if name == "cat_0":
+        if ramp is not None:
+            if name in RAMP_CATEGORICAL:
+                idx_drift = rng.choice(len(levels), n, p=probs[::-1])
+                idx = np.where(rng.random(n) < RAMP_MIX * ramp, idx_drift, idx)
+        elif name == "cat_0":
             # Visible mix change: frequencies reversed after drift_start.
             idx_drift = rng.choice(len(levels), n, p=probs[::-1])
             idx = np.where(drifted, idx_drift, idx)
@@ -169,7 +191,12 @@ def _categorical_chunk(rng: np.random.Generator, n: int, drifted: np.ndarray) ->
 
 
 def _write(
-    path: Path, rng: np.random.Generator, rows: int, drift_start: int | None, progress: bool
+    path: Path,
+    rng: np.random.Generator,
+    rows: int,
+    drift_start: int | None,
+    progress: bool,
+    ramp_rows: int | None = None,
 ) -> None:
     tmp = path.with_suffix(".parquet.tmp")
     sch = schema()
@@ -178,16 +205,22 @@ def _write(
             n = min(CHUNK_ROWS, rows - lo)
             pos = np.arange(lo, lo + n)
             drifted = pos >= drift_start if drift_start is not None else np.zeros(n, dtype=bool)
-            cols = _numeric_chunk(rng, n, drifted)
-            cols.update(_categorical_chunk(rng, n, drifted))
+            ramp = None
+            if ramp_rows is not None:
+                start = drift_start if drift_start is not None else rows
+                ramp = np.clip((pos - start + 1) / ramp_rows, 0.0, 1.0)
+            cols = _numeric_chunk(rng, n, drifted, ramp)
+            cols.update(_categorical_chunk(rng, n, drifted, ramp))
             writer.write_table(pa.table(cols, schema=sch))
             if progress:
                 print(f"  {path.name}: {lo + n:,}/{rows:,} rows", file=sys.stderr, flush=True)
     os.replace(tmp, path)
 
 
-def params_dict(rows: int, ref_rows: int, drift_start: int, seed: int) -> dict[str, Any]:
-    return {
+def params_dict(
+    rows: int, ref_rows: int, drift_start: int, seed: int, drift: str = "step"
+) -> dict[str, Any]:
+    params: dict[str, Any] = {
         "generator_version": GENERATOR_VERSION,
         "rows": rows,
         "ref_rows": ref_rows,
@@ -195,6 +228,10 @@ def params_dict(rows: int, ref_rows: int, drift_start: int, seed: int) -> dict[s
         "seed": seed,
         "chunk_rows": CHUNK_ROWS,
     }
+    if drift != "step":  # the step workload's parameters (and caches) are as before
+        params["drift"] = drift
+        params["ramp_rows"] = rows // 4
+    return params
 
 
 def ensure_workload(
@@ -205,6 +242,7 @@ def ensure_workload(
     seed: int = 0,
     force: bool = False,
     progress: bool = True,
+    drift: str = "step",
 ) -> dict[str, Any]:
     """Generate the workload into ``cache`` unless an identical one is already there.
 
@@ -214,7 +252,9 @@ def ensure_workload(
     cache.mkdir(parents=True, exist_ok=True)
     if drift_start is None:
         drift_start = rows // 2
-    params = params_dict(rows, ref_rows, drift_start, seed)
+    if drift not in DRIFTS:
+        raise ValueError(f"drift must be one of {DRIFTS}, got {drift!r}")
+    params = params_dict(rows, ref_rows, drift_start, seed, drift)
     meta_path = cache / "workload.json"
     ref_path = cache / "reference.parquet"
     srv_path = cache / "serving.parquet"
@@ -246,7 +286,7 @@ def ensure_workload(
     # Independent streams for the two files, both derived from the one seed.
     ref_rng, srv_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     _write(ref_path, ref_rng, ref_rows, None, progress)
-    _write(srv_path, srv_rng, rows, drift_start, progress)
+    _write(srv_path, srv_rng, rows, drift_start, progress, params.get("ramp_rows"))
     meta_path.write_text(json.dumps(params))
     if progress:
         print(f"workload: done in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
@@ -265,10 +305,15 @@ def main(argv: list[str] | None = None) -> int:
         help="first drifted serving row (default rows // 2)",
     )
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--drift", choices=DRIFTS, default="step", help="step (default) or ramp (see above)"
+    )
     ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     ap.add_argument("--force", action="store_true", help="regenerate even if up to date")
     a = ap.parse_args(argv)
-    info = ensure_workload(a.cache, a.rows, a.ref_rows, a.drift_start, a.seed, a.force)
+    info = ensure_workload(
+        a.cache, a.rows, a.ref_rows, a.drift_start, a.seed, a.force, drift=a.drift
+    )
     print(json.dumps(info))
     return 0
 
