@@ -181,7 +181,13 @@ def with_model(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def place_baselines(data: dict[str, Any], directory: Path, baseline: Path) -> None:
-    """Every relative baseline path of ``data``, under ``directory``, is ``baseline``."""
+    """Every relative baseline path of ``data``, under ``directory``, is ``baseline``; the
+    TLS files ``[kafka]`` names exist (empty)."""
+    for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+        name = data.get("kafka", {}).get(key)
+        if isinstance(name, str) and not Path(name).is_absolute():
+            (directory / name).parent.mkdir(parents=True, exist_ok=True)
+            (directory / name).touch()
     for p in _baseline_paths(data):
         assert not Path(p).is_absolute(), f"use a relative baseline path in docs, not {p}"
         target = directory / p
