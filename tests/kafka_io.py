@@ -17,8 +17,8 @@ from driftline.events import JSON
 FEATURES = ("amount", "age", "hour", "items", "country", "device")
 
 
-def create_topics(broker: str, names: Iterable[str], partitions: int = 1) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=broker)
+def create_topics(broker: str, names: Iterable[str], partitions: int = 1, **kw: Any) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=broker, **kw)
     try:
         admin.create_topics([NewTopic(n, partitions, 1) for n in names])
     finally:
@@ -78,7 +78,7 @@ def arrow_message(table: pa.Table) -> bytes:
 
 
 def read_all(
-    broker: str, topic: str, expected: int, timeout: float = 60.0
+    broker: str, topic: str, expected: int, timeout: float = 60.0, **kw: Any
 ) -> list[tuple[bytes | None, bytes, dict[str, bytes]]]:
     """Every record of a one-partition topic: at least ``expected``, or what came in time."""
     c = KafkaConsumer(
@@ -86,6 +86,7 @@ def read_all(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         allow_auto_create_topics=False,
+        **kw,
     )
     c.assign([TopicPartition(topic, 0)])
     c.seek_to_beginning()

@@ -32,10 +32,12 @@ from kafka_io import (
     write_config,
 )
 from receivers import HookServer
+from tls_proxy import TlsProxy, self_signed
 
 from driftline import baseline as bl
 from driftline.build import BuildOptions, build_from_file
 from driftline.connectors.sqlite_registry import SqliteRegistry
+from driftline.connectors.tansu import free_port, tansu
 from driftline.example import write_example
 
 DRIFTLINE = [sys.executable, "-m", "driftline"]
@@ -470,3 +472,102 @@ def test_alerts_outlive_a_30s_receiver_outage_and_an_engine_kill(
         if second.poll() is None:
             second.kill()
     assert set(delivered) == ids and set(delivered.values()) == {1}
+
+
+def test_tls_to_the_broker_gives_the_replay_records(
+    data: Path, replayed: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """``security_protocol = "SSL"`` with a CA file: serve, ``driftline produce`` and the
+    readers all reach the broker through a TLS-terminating proxy, and the records are the
+    replay's."""
+    cert, key = self_signed(tmp_path)
+    port = free_port()
+    with (
+        TlsProxy(port, cert, key) as proxy,
+        tansu(tmp_path / "broker.log", port=port, advertised_port=proxy.port),
+    ):
+        bootstrap = f"127.0.0.1:{proxy.port}"
+        tls: dict[str, Any] = {"security_protocol": "SSL", "ssl_cafile": str(cert)}
+        topics = topics_for("tls")
+        create_topics(bootstrap, topics.values(), **tls)
+        cfg = write_config(
+            tmp_path / "d.toml", bootstrap, topics, data / "fraud.dlb", tmp_path / "state"
+        )
+        text = cfg.read_text().replace(
+            "[kafka]\n", f'[kafka]\nsecurity_protocol = "SSL"\nssl_cafile = "{cert}"\n'
+        )
+        cfg.write_text(text)
+        r = subprocess.run(
+            [*DRIFTLINE, "produce", str(data / "serving.parquet"), "--config", str(cfg),
+             "--model", "fraud", "--model-version", "7", "--prediction", "score",
+             "--exclude", "label"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr[-3000:]
+        finish(serve(cfg, "--idle-exit", "3"))
+        got = [orjson.loads(v) for _, v, _ in read_all(bootstrap, topics["windows"], 1, **tls)]
+        assert_matches_replay(got, replayed)
+        assert proxy.handshakes >= 3  # produce, serve's consumer and producer, the reader
+
+        # a certificate signed by another CA is refused: serve stops, naming the broker
+        other, _ = self_signed(tmp_path / "other")
+        cfg.write_text(text.replace(str(cert), str(other)))
+        r = subprocess.run(
+            [*DRIFTLINE, "serve", "--config", str(cfg), "--idle-exit", "3"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert r.returncode == 2, r.stderr[-3000:]
+        assert f"kafka.bootstrap_servers {bootstrap}" in r.stderr
+
+
+def test_kafka_off_events_over_http_give_the_replay_records_across_a_restart(
+    data: Path, replayed: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """``[kafka] enabled = false``: events POSTed to the API, records appended to
+    ``state/out/windows.jsonl``; a SIGTERM and a restart half-way change nothing."""
+    import urllib.request
+
+    state = tmp_path / "state"
+    port = free_port()
+    cfg = tmp_path / "off.toml"
+    cfg.write_text(
+        f'[kafka]\nenabled = false\n[state]\ndir = "{state}"\n'
+        f'[api]\nport = {port}\ntoken_env = "DL_TOKEN"\n[window]\nsize = {WINDOW}\n'
+        f'[[models]]\nname = "fraud"\nbaseline = "{data / "fraud.dlb"}"\n'
+    )
+    env = {**os.environ, "DL_TOKEN": "t0ken"}
+    lines = [orjson.dumps(e) for e in events(pq.read_table(data / "serving.parquet"))]
+
+    def post(chunk: list[bytes]) -> dict[str, Any]:
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v1/events",
+            data=b"\n".join(chunk),
+            headers={"Authorization": "Bearer t0ken", "Content-Type": "application/x-ndjson"},
+        )
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return dict(orjson.loads(r.read()))
+
+    def ready() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+                    if orjson.loads(r.read())["ready"]:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError("serve did not become ready")
+
+    half = len(lines) // 2 + 123  # not on a window boundary
+    for part in (lines[:half], lines[half:]):
+        proc = serve(cfg, env=env)
+        ready()
+        for i in range(0, len(part), 1000):
+            assert post(part[i : i + 1000])["accepted"] == len(part[i : i + 1000])
+        proc.send_signal(signal.SIGTERM)
+        finish(proc)
+    out = state / "out" / "windows.jsonl"
+    got = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert_matches_replay(got, replayed)
+    assert (state / "out" / "dead-letter.jsonl").read_bytes() == b""
