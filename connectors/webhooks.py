@@ -183,7 +183,10 @@ def check_env_name(value: str, key: str, where: str) -> None:
 
 
 def check_url(url: str, where: str) -> None:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # a bracketed host that is not an IPv6 address ("http://[::1")
+        raise ConfigError(f"{where}: url is not a URL (a bad [IPv6] host)") from None
     try:
         parts.port  # noqa: B018  (raises on a port that is not a number in range)
     except ValueError:

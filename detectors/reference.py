@@ -49,8 +49,8 @@ class NumericReference:
     max: float
 
     def __post_init__(self) -> None:
-        if self.sample.ndim != 1 or self.edges.ndim != 1:
-            raise ValueError("sample and edges must be 1-D")
+        if self.sample.ndim != 1 or self.edges.ndim != 1 or self.proportions.ndim != 1:
+            raise ValueError("sample, edges and proportions must be 1-D")
         if self.proportions.shape != (self.edges.shape[0] + 1,):
             raise ValueError(
                 f"{self.edges.shape[0]} edges need {self.edges.shape[0] + 1} proportions, "

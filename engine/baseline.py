@@ -19,6 +19,7 @@ import datetime as dt
 import enum
 import io
 import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import orjson
+from numpy.typing import NDArray
 
 from driftline import __version__
 from driftline.detectors import CategoricalReference, NumericReference
@@ -204,6 +206,10 @@ def load(path: str | Path) -> Baseline:
         raise BaselineError(f"{p}: corrupt baseline, {exc.args[0]} is missing") from exc
     except (orjson.JSONDecodeError, ValueError, TypeError) as exc:
         raise BaselineError(f"{p}: corrupt baseline ({exc})") from exc
+    except (zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
+        # what zipfile raises for a damaged member: bad deflate data, an unknown
+        # compression method or version, or flags that say "encrypted"
+        raise BaselineError(f"{p}: corrupt baseline (zip archive: {exc})") from exc
     except OSError as exc:
         raise BaselineError(f"{p}: cannot read: {exc.strerror or exc}") from exc
 
@@ -231,15 +237,15 @@ def _from_manifest(p: Path, m: dict[str, Any], zf: zipfile.ZipFile) -> Baseline:
             seed=int(cal["seed"]),
             numeric_statistic=str(cal["numeric_statistic"]),
             categorical_statistic=str(cal["categorical_statistic"]),
-            thresholds={str(k): float(v) for k, v in cal["thresholds"].items()},
+            thresholds={str(k): float(v) for k, v in _mapping(cal["thresholds"]).items()},
         )
     return Baseline(
         columns=columns,
         model=m.get("model"),
         version=m.get("version"),
         created=str(m.get("created", "")),
-        source=m.get("source") or {},
-        options=m.get("options") or {},
+        source=_mapping(m.get("source") or {}),
+        options=_mapping(m.get("options") or {}),
         calibration=calibration,
     )
 
@@ -251,9 +257,7 @@ def _column(p: Path, c: dict[str, Any], zf: zipfile.ZipFile) -> Column:
     ref: Reference
     if c["type"] == "numeric":
         with zf.open(c["sample"]) as fh:
-            sample = np.load(io.BytesIO(fh.read()), allow_pickle=False)
-        if sample.dtype != np.float64 or sample.ndim != 1:
-            raise BaselineError(f"{p}: corrupt baseline, sample of '{name}' is not 1-D float64")
+            sample = _sample(p, name, fh.read())
         ref = NumericReference(
             sample=sample,
             edges=np.array(c["edges"], dtype=np.float64),
@@ -278,3 +282,32 @@ def _column(p: Path, c: dict[str, Any], zf: zipfile.ZipFile) -> Column:
     else:
         raise BaselineError(f"{p}: corrupt baseline, column '{name}' has type {c['type']!r}")
     return Column(name, role, ref)
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise TypeError(f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _sample(p: Path, name: str, raw: bytes) -> NDArray[np.float64]:
+    """A ``.npy`` sample, its header checked against its length before anything is
+    allocated: a header that claims 10**12 values must not become a 7 TiB allocation."""
+    buf = io.BytesIO(raw)
+    version = np.lib.format.read_magic(buf)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(buf)
+    elif version == (2, 0):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(buf)
+    else:
+        raise BaselineError(f"{p}: corrupt baseline, sample of '{name}' is .npy {version}")
+    if dtype != np.float64 or len(shape) != 1:
+        raise BaselineError(f"{p}: corrupt baseline, sample of '{name}' is not 1-D float64")
+    have = len(raw) - buf.tell()
+    if shape[0] * dtype.itemsize != have:
+        raise BaselineError(
+            f"{p}: corrupt baseline, sample of '{name}' says {shape[0]} values but holds "
+            f"{have} bytes"
+        )
+    sample: NDArray[np.float64] = np.load(io.BytesIO(raw), allow_pickle=False)
+    return sample

@@ -109,7 +109,8 @@ def json_column(values: list[Any]) -> pa.Array:
     with a stray string keeps its numbers and the stray value becomes a type error later."""
     try:
         return pa.array(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        # OverflowError: integers that fit no one Arrow type (2**64 - 1 beside -1)
         return pa.array([_as_text(v) for v in values], type=pa.string())
 
 
@@ -122,4 +123,7 @@ def _as_text(v: Any) -> str | None:
         return str(int(v))
     if isinstance(v, int | float):
         return repr(v)
-    return orjson.dumps(v).decode()
+    try:
+        return orjson.dumps(v).decode()
+    except TypeError:  # nested deeper than orjson writes (254 levels): a type error anyway
+        return "[…]" if isinstance(v, list) else "{…}"

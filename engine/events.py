@@ -46,6 +46,27 @@ MESSAGE = "__message"
 """Column of every decoded table: the index, in the decoded batch, of the row's message."""
 FAST_PATH_MIN = 16
 """Batches smaller than this skip the columnar JSON reader (its set-up costs more)."""
+MIN_TS = -62_135_596_800.0
+"""0001-01-01T00:00:00Z: the earliest event time (what ISO-8601 text can say)."""
+MAX_TS = 253_402_300_800.0
+"""10000-01-01T00:00:00Z: event times must be before it. A time beyond (say, 1e300, or
+milliseconds read as seconds) would push the watermark so far that every later event of the
+stream is late."""
+MAX_DEPTH = 1024
+"""Deepest nesting of a JSON message (orjson's own limit). pyarrow's JSON reader has none and
+overflows the stack on a value nested ~50,000 deep, so a batch that may hold a deeper one
+goes the message-by-message path, where orjson dead-letters it."""
+RESERVED = frozenset({"id", "ts", "prediction", MESSAGE})
+"""Column names of a decoded table that are not features; a feature of one of these names
+is kept as ``features.<name>`` (which the monitor finds too)."""
+
+
+def _valid_time(ts: float) -> bool:
+    return MIN_TS <= ts < MAX_TS
+
+
+def _feature_name(name: str) -> str:
+    return f"features.{name}" if name in RESERVED else name
 
 
 @dataclass(frozen=True)
@@ -117,7 +138,8 @@ class _Group:
         self, message: int, event_id: Any, ts: float, features: Mapping[str, Any], prediction: Any
     ) -> None:
         n = len(self.ids)
-        for name, value in features.items():
+        for key, value in features.items():
+            name = _feature_name(key)
             column = self.features.get(name)
             if column is None:
                 column = self.features[name] = [None] * n
@@ -207,6 +229,9 @@ def _check(
     if ts is None:
         reason = f"field '{fields.ts}' must be epoch seconds or ISO-8601, got {raw_ts!r}"
         return reason, "bad_time", None, None
+    if not _valid_time(ts):
+        reason = f"field '{fields.ts}' must be a time in the years 1 to 9999, got {raw_ts!r}"
+        return reason, "bad_time", None, None
     return None, "", (model, version), ts
 
 
@@ -231,11 +256,16 @@ def _decode_json_columnar(
     message-by-message path (a message that is not one JSON object on one line, columns
     whose type changes between events, required fields of the wrong type)."""
     n = len(values)
+    if _may_nest_deeper(values, MAX_DEPTH):
+        return None
     buf = b"\n".join(values)
     if buf.count(b"\n") != n - 1:  # a message spans lines: let orjson judge it
         return None
     try:
         table = pj.read_json(pa.py_buffer(buf))
+        for f in table.schema:  # the reader does not check that keys and text are UTF-8
+            _check_names(f)
+        table.validate(full=True)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
         return None
     if table.num_rows != n:  # blank messages, or several objects in one
@@ -263,10 +293,14 @@ def _decode_json_columnar(
         if np.isnan(seconds[~absent]).any():  # unreadable times: reasons per message
             return None
         ts = np.where(absent, np.asarray(nows, dtype=np.float64), seconds)
+    if not ((ts >= MIN_TS) & (ts < MAX_TS)).all():  # times out of range: reasons per message
+        return None
     versions = pc.cast(version, pa.string())
-    bad = pc.or_(
-        pc.or_(pc.is_null(model), pc.equal(pc.utf8_length(model), 0)),
-        pc.or_(pc.is_null(versions), pc.is_null(features)),
+    # Kleene logic: a null model has a null length, and or_(true, null) would be null, which
+    # pc.any skips: the event would be dropped without a dead letter
+    bad = pc.or_kleene(
+        pc.or_kleene(pc.is_null(model), pc.equal(pc.utf8_length(model), 0)),
+        pc.or_kleene(pc.is_null(versions), pc.is_null(features)),
     )
     if pc.any(bad).as_py():
         return None
@@ -277,12 +311,20 @@ def _decode_json_columnar(
         "ts": pa.array(ts, pa.float64()),
     }
     for i in range(features.type.num_fields):
-        columns[features.type.field(i).name] = features.field(i)
+        columns[_feature_name(features.type.field(i).name)] = features.field(i)
     columns["prediction"] = _column_or_nulls(table, fields.prediction, n, None)
     columns[MESSAGE] = pa.array(np.arange(n, dtype=np.int64))
     out = Decoded()
     _split_by_version(pa.table(columns), model, versions, out)
     return out
+
+
+def _may_nest_deeper(values: Sequence[bytes], depth: int) -> bool:
+    """Whether some message may nest deeper than ``depth`` (it has more brackets): only
+    messages longer than ``2 * depth`` bytes can, and only those are counted."""
+    if max(map(len, values)) <= 2 * depth:
+        return False
+    return any(v.count(b"[") + v.count(b"{") > depth for v in values if len(v) > 2 * depth)
 
 
 def _column_or_nulls(
@@ -325,6 +367,40 @@ def _split_by_version(
         out.add((row["m"], row["v"]), whole.filter(mask))
 
 
+def read_arrow(value: bytes) -> pa.Table:
+    """One Arrow IPC stream, fully validated (offsets, lengths, UTF-8): later compute
+    kernels trust what they are given, and a corrupt stream that is read but not validated
+    can crash the process. Raises :class:`pyarrow.ArrowException` (or ``OSError``)."""
+    table = pa.ipc.open_stream(pa.py_buffer(value)).read_all()
+    for f in table.schema:  # first: validate() reads the names too
+        _check_names(f)
+    table.validate(full=True)
+    return table
+
+
+def _check_names(f: pa.Field) -> None:
+    """Raise :class:`pyarrow.ArrowInvalid` if a field name, at any depth, is not UTF-8
+    (pyarrow would raise UnicodeDecodeError wherever the name is read)."""
+    try:
+        f.name  # noqa: B018 (decoded on access)
+    except UnicodeDecodeError as exc:
+        raise pa.ArrowInvalid(f"a field name is not UTF-8: {exc}") from None
+    t = f.type
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    for i in range(t.num_fields):
+        _check_names(t.field(i))
+
+
+def _duplicate(names: Sequence[str]) -> str | None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            return name
+        seen.add(name)
+    return None
+
+
 def decode_arrow(value: bytes, fields: FieldMap, now: float, message: int = 0) -> Decoded:
     """One Arrow IPC stream message (a batch of events) → per-version tables."""
     out = Decoded()
@@ -334,21 +410,35 @@ def decode_arrow(value: bytes, fields: FieldMap, now: float, message: int = 0) -
         return out
 
     try:
-        table = pa.ipc.open_stream(pa.py_buffer(value)).read_all()
-    except (pa.ArrowInvalid, OSError) as exc:
-        return dead(f"not an Arrow IPC stream: {exc}", "not_arrow")
+        table = read_arrow(value)
+    except (pa.ArrowException, OSError) as exc:
+        return dead(f"not an Arrow IPC stream: {str(exc)[:200]}", "not_arrow")
     names = table.column_names
+    twice = _duplicate(names)
+    if twice is not None:
+        return dead(f"Arrow batch has two columns named '{twice}'", "bad_arrow")
     for required in (fields.model, fields.version):
         if required not in names:
             return dead(f"Arrow batch has no '{required}' column", "missing_field")
-    if fields.features in names:
-        if not pa.types.is_struct(table.schema.field(fields.features).type):
-            return dead(f"Arrow column '{fields.features}' must be a struct", "bad_arrow")
-        table = table.flatten()
-        prefix = fields.features + "."
-        table = table.rename_columns([n.removeprefix(prefix) for n in table.column_names])
     meta = {fields.model, fields.version, fields.id, fields.ts, fields.label}
-    features = [n for n in table.column_names if n not in meta and n != fields.prediction]
+    feature_columns: dict[str, pa.ChunkedArray] = {}
+    for name in names:
+        if name in meta or name == fields.prediction:
+            continue
+        col = table.column(name)
+        if name != fields.features:
+            feature_columns[_feature_name(name)] = col
+            continue
+        if not pa.types.is_struct(col.type):
+            return dead(f"Arrow column '{fields.features}' must be a struct", "bad_arrow")
+        for i in range(col.type.num_fields):  # a struct's fields: the features
+            inner = col.type.field(i).name
+            short = _feature_name(inner)
+            key = f"{fields.features}.{inner}" if short in names else short
+            if key in feature_columns:
+                reason = f"Arrow batch has feature '{inner}' twice"
+                return dead(reason, "bad_arrow")
+            feature_columns[key] = pc.struct_field(col, [i])
     n = table.num_rows
     ts = _arrow_ts(table, fields.ts, now)
     if ts is None:
@@ -366,7 +456,7 @@ def decode_arrow(value: bytes, fields: FieldMap, now: float, message: int = 0) -
     base = {
         "id": ids,
         "ts": ts,
-        **{name: table.column(name) for name in features},
+        **feature_columns,
         "prediction": (
             table.column(fields.prediction)
             if fields.prediction in table.column_names
@@ -374,10 +464,22 @@ def decode_arrow(value: bytes, fields: FieldMap, now: float, message: int = 0) -
         ),
         MESSAGE: pa.array(np.full(n, message, dtype=np.int64)),
     }
-    _split_by_version(pa.table(base), models, versions, out)
+    whole = pa.table(base)
+    in_range = pc.and_(pc.greater_equal(ts, MIN_TS), pc.less(ts, MAX_TS))
+    late = n - (pc.sum(in_range).as_py() or 0)
+    if late:
+        whole, models, versions = (
+            whole.filter(in_range),
+            models.filter(in_range),
+            versions.filter(in_range),
+        )
+    _split_by_version(whole, models, versions, out)
     missing = pc.sum(pc.or_(pc.is_null(models), pc.is_null(versions))).as_py() or 0
     if missing:
         dead(f"{missing} rows of the Arrow batch have no model or version", "missing_field")
+    if late:
+        reason = f"{late} rows of the Arrow batch have a time outside the years 1 to 9999"
+        dead(reason, "bad_time")
     return out
 
 
@@ -387,7 +489,7 @@ def _arrow_ts(table: pa.Table, name: str, now: float) -> pa.Array | None:
         return pa.array(np.full(table.num_rows, now))
     try:
         seconds = to_seconds(table.column(name))
-    except DataError:
+    except (DataError, pa.ArrowInvalid):  # not a time, or integers too large for a double
         return None
     return pa.array(np.where(np.isnan(seconds), now, seconds))
 
@@ -500,14 +602,18 @@ def _label_rows(
     pairs: list[tuple[Any, Any]]
     if media == ARROW:
         try:
-            table = pa.ipc.open_stream(pa.py_buffer(value)).read_all()
-        except (pa.ArrowInvalid, OSError) as exc:
-            return DeadLetter(value, f"not an Arrow IPC stream: {exc}", "bad_arrow"), 0
+            table = read_arrow(value)
+        except (pa.ArrowException, OSError) as exc:
+            reason = f"not an Arrow IPC stream: {str(exc)[:200]}"
+            return DeadLetter(value, reason, "bad_arrow"), 0
         ids, labels = _at(table, fields.id), _at(table, fields.label)
         if ids is None or labels is None:
             reason = f"Arrow label batch needs columns {fields.id!r} and {fields.label!r}"
             return DeadLetter(value, reason, "bad_arrow"), 0
-        pairs = list(zip(ids.to_pylist(), labels.to_pylist(), strict=True))
+        try:
+            pairs = list(zip(ids.to_pylist(), labels.to_pylist(), strict=True))
+        except (OverflowError, ValueError) as exc:  # e.g. a timestamp beyond Python's years
+            return DeadLetter(value, f"Arrow label batch: {str(exc)[:200]}", "bad_arrow"), 0
     else:
         try:
             obj = orjson.loads(value)
