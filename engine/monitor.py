@@ -29,6 +29,7 @@ from numpy.typing import NDArray
 from driftline.baseline import Baseline, Column
 from driftline.columns import CategoryEncoder, to_float
 from driftline.detectors import (
+    OTHER,
     CategoricalReference,
     CategoricalStatistics,
     DriftPolicy,
@@ -37,6 +38,7 @@ from driftline.detectors import (
     NumericReference,
     NumericStatistics,
     Statistic,
+    bin_counts_sorted,
     categorical_statistics,
 )
 from driftline.detectors.quality import bucket_counts
@@ -63,6 +65,29 @@ class Prepared:
 def compare(ref: CategoricalReference, p: Prepared) -> CategoricalStatistics:
     """A categorical window against a reference (numeric columns: ``driftline.numeric``)."""
     return categorical_statistics(ref, np.asarray(p.values, dtype=np.int64), p.type_errors)
+
+
+def histogram(ref: NumericReference | CategoricalReference, p: Prepared) -> dict[str, Any]:
+    """A window's distribution on its training bins, beside the training's: the PSI bins of
+    a numeric column (``edges``: interior edges, a value ``v`` in bin
+    ``searchsorted(edges, v, side="right")``) or the top categories and ``OTHER`` of a
+    categorical one. Shares of the window's finite (numeric) or present (categorical)
+    values, rounded to 6 digits. Published on the skew records of drifted features, for the
+    report's reference-vs-window histograms."""
+    if isinstance(ref, NumericReference):
+        counts = bin_counts_sorted(np.asarray(p.values, dtype=np.float64), ref.edges)
+        where: dict[str, Any] = {"edges": [float(e) for e in ref.edges]}
+    else:
+        k = len(ref.categories)
+        counts, _, _ = bucket_counts(p.values.astype(np.int64, copy=False), k + 1)
+        where = {"categories": [*ref.categories, OTHER]}
+    total = int(counts.sum())
+    shares = counts / total if total else np.zeros(len(counts))
+    return {
+        **where,
+        "training": [round(float(x), 6) for x in ref.proportions],
+        "window": [round(float(x), 6) for x in shares],
+    }
 
 
 def window_reference(base: CategoricalReference, p: Prepared) -> CategoricalReference:
@@ -272,8 +297,9 @@ class Monitor:
         for i, w in enumerate(windows):
             skew = {c.name: rows[i][1] for c, rows in zip(cols, done, strict=True)}
             skew_record = self._record(w, skew, self.policy, "skew")
+            prepared = {c.name: rows[i][0] for c, rows in zip(cols, done, strict=True)}
+            self._histograms(skew_record, prepared)
             if self.proxy is not None:
-                prepared = {c.name: rows[i][0] for c, rows in zip(cols, done, strict=True)}
                 skew_record["proxy"] = self._proxy(self.proxy, w, prepared, present[i])
             drift_record = None
             if i > 0 or previous is not None:
@@ -386,6 +412,17 @@ class Monitor:
             "reasons": reasons,
         }
         return out
+
+    def _histograms(self, record: dict[str, Any], prepared: Mapping[str, Prepared | None]) -> None:
+        """``bins`` (:func:`histogram`) on each drifted feature's entry of a skew record."""
+        entries = [(c, record["features"].get(c.name)) for c in self.baseline.features]
+        pred = self.baseline.prediction
+        if pred is not None:
+            entries.append((pred, record["prediction"]))
+        for col, entry in entries:
+            p = prepared.get(col.name)
+            if entry is not None and entry.get("drift") and p is not None:
+                entry["bins"] = histogram(col.reference, p)
 
     def _quality_reasons(self, stats: Mapping[str, Stats | None]) -> list[str]:
         out = []

@@ -4,24 +4,26 @@ The input is window records (the output contract): a JSONL file as ``driftline r
 --format jsonl`` writes it or as read from the windows topic (:func:`load_jsonl`), or a
 running engine's HTTP API (:func:`from_api`). :func:`write_report` writes, per model
 version, a summary, each feature's decision statistic over time against its threshold, a
-heatmap of features × windows, the training distribution of the last window's drifted
-features (given the baseline), data quality, proxy metrics, realised quality and the alert
-and action timeline.
+heatmap of features × windows, training against window histograms of the last window's
+drifted features, data quality, proxy metrics, realised quality and the alert and action
+timeline.
 
 Charts are drawn with matplotlib (the ``report`` extra, imported only here) and embedded as
 inline SVG whose text stays text; the page has no script, no stylesheet link and no URL, so
 it opens anywhere, offline, and can be attached to a ticket.
 
-Only what the records say is drawn. Window records carry each feature's statistics, not the
-window's per-bin proportions, so a histogram of the window cannot be drawn from them: with
-the baseline the report draws the training distribution and says that the window's is not
-in the records; without it, it says why nothing is drawn.
+Only what the records say is drawn. A skew record carries, for each drifted feature,
+``bins``: the training's and the window's shares on the training's bins (PSI bins or top
+categories), from which the histograms are drawn. For records without them (written by an
+older version) the report draws the training distribution from the baseline, if given, and
+says why nothing is drawn otherwise.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import io
+import itertools
 import math
 import re
 import tempfile
@@ -38,6 +40,7 @@ from urllib.parse import quote, urlsplit
 import orjson
 
 from driftline import __version__
+from driftline.detectors import OTHER
 from driftline.exceptions import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -503,7 +506,7 @@ def _reference_chart(ax: Axes, column: Column, entry: Mapping[str, Any]) -> None
     """The training distribution of ``column``, and the window's figures from its record."""
     import numpy as np
 
-    from driftline.detectors import OTHER, NumericReference
+    from driftline.detectors import NumericReference
 
     ref = column.reference
     if isinstance(ref, NumericReference):
@@ -545,6 +548,30 @@ def _reference_chart(ax: Axes, column: Column, entry: Mapping[str, Any]) -> None
     )
 
 
+def _bins_chart(ax: Axes, name: str, bins: Mapping[str, Any]) -> None:
+    """Training against the window on the training's bins (a record's ``bins``)."""
+    import numpy as np
+
+    train = [float(x) for x in bins["training"]]
+    window = [float(x) for x in bins["window"]]
+    if "categories" in bins:
+        labels = [str(c) for c in bins["categories"]]
+    else:
+        edges = [float(e) for e in bins["edges"]]
+        bounds = ["", *(f"{e:.4g}" for e in edges), ""]
+        labels = [f"{lo}–{hi}" if lo and hi else (f"< {hi}" if hi else f"≥ {lo}")
+                  for lo, hi in itertools.pairwise(bounds)]  # fmt: skip
+    x = np.arange(len(train))
+    ax.bar(x - 0.2, train, 0.4, label="training", color="#94a3b8")
+    ax.bar(x + 0.2, window, 0.4, label="window", color="#dc2626")
+    ax.set_xticks(x, labels, rotation=40, ha="right", fontsize=7)
+    ax.grid(axis="x", visible=False)
+    ax.set_ylabel("share")
+    what = "category" if "categories" in bins else "PSI bin"
+    ax.set_xlabel(f"{name}: share of values per training {what}")
+    ax.legend(fontsize=7, loc="upper right")
+
+
 def _pct(value: Any) -> str:
     v = _float(value)
     return "–" if v is None else f"{v:.1%}"
@@ -559,28 +586,48 @@ def _histograms(s: Series, baseline: Baseline | None, default: float) -> str:
     index = last["window"]["index"]
     if not drifted:
         return _note(f"No feature drifted in the last window ({index}).")
-    why_not = (
-        "The window records carry each feature's statistics, not the window's per-bin "
-        "proportions, so the window's histogram cannot be drawn from them."
-    )
+    binned = {n: cols[n]["bins"] for n in drifted if isinstance(cols[n].get("bins"), dict)}
+    parts = []
+    if binned:
+        fig, axes = _grid(len(binned), 2, 2.8)
+        for ax, (name, bins) in zip(axes, binned.items(), strict=True):
+            _bins_chart(ax, name, bins)
+            ax.set_title(f"{name}: {_verdict(cols[name], default)} in window {index}")
+        svg = _svg(fig, f"{s.model} {s.version}: training and window distributions")
+        parts.append(
+            _figure(
+                svg,
+                f"Training (grey) against window {index} (red) on the training's bins, for the "
+                f"features that drifted: {', '.join(binned)}. Numeric features use the PSI "
+                "bins (quantiles of training), categorical ones the top training categories "
+                f"and {escape(OTHER)}.",
+                "histograms",
+            )
+        )
+    rest = [n for n in drifted if n not in binned]  # records written before bins existed
     reasons: dict[str, str] = {}
     drawable: dict[str, Column] = {}
-    usable = baseline
-    if baseline is None:
-        for n in drifted:
-            reasons[n] = "no baseline given (--baseline FILE draws the training distribution)"
-    elif (baseline.model, baseline.version) not in ((None, None), (s.model, s.version)):
+    usable = baseline if rest else None
+    if rest and baseline is None:
+        for n in rest:
+            reasons[n] = (
+                "the record has no bins, and no baseline was given (--baseline FILE draws "
+                "the training distribution)"
+            )
+    elif baseline is not None and (baseline.model, baseline.version) not in (
+        (None, None),
+        (s.model, s.version),
+    ):
         usable = None
-        for n in drifted:
+        for n in rest:
             reasons[n] = f"the baseline is of model {baseline.model} version {baseline.version}"
     if usable is not None:
         pred = usable.prediction
-        for n in drifted:
+        for n in rest:
             try:
                 drawable[n] = pred if n == PREDICTION and pred else usable.column(n)
             except KeyError:
                 reasons[n] = f"the baseline has no column {n!r}"
-    parts = [_note(why_not)]
     if drawable:
         fig, axes = _grid(len(drawable), 2, 2.8)
         for ax, (name, column) in zip(axes, drawable.items(), strict=True):
@@ -591,10 +638,9 @@ def _histograms(s: Series, baseline: Baseline | None, default: float) -> str:
         parts.append(
             _figure(
                 svg,
-                f"The training distribution (from the baseline: its sample of numeric values, its "
-                f"category shares) of the features that drifted in window {index}: "
-                f"{', '.join(drawable)}; the box gives the window's figures from its record. The "
-                "window's own distribution is not in the records.",
+                f"The training distribution (from the baseline) of the features that drifted in "
+                f"window {index} whose records carry no bins: {', '.join(drawable)}; the box "
+                "gives the window's figures from its record.",
                 "histograms",
             )
         )

@@ -142,6 +142,39 @@ def test_jsonl_follows_the_output_contract(data: Path) -> None:
     assert records[2]["health"] == "critical"
 
 
+def test_drifted_features_carry_the_windows_histogram(data: Path) -> None:
+    """``bins`` on a drifted feature: the training's shares and the window's on the
+    training's bins, equal to counting the window's rows by hand; none on the others."""
+    from driftline import baseline as bl
+
+    records = replay_records(data, "--window", "3000")
+    base = bl.load(data / "m.dlb")
+    serve = pq.read_table(data / "serve.parquet")
+    last = records[2]["features"]
+    x_ref = base.column("x").reference
+    bins = last["x"]["bins"]
+    assert bins["edges"] == [float(e) for e in x_ref.edges]
+    assert bins["training"] == pytest.approx(list(x_ref.proportions), abs=1e-6)
+    x = serve.column("x").to_numpy(zero_copy_only=False)[6000:9000].astype(float)
+    x = x[np.isfinite(x)]
+    counts = np.bincount(
+        np.searchsorted(x_ref.edges, x, side="right"), minlength=len(bins["window"])
+    )
+    assert bins["window"] == pytest.approx(list(counts / counts.sum()), abs=1e-6)
+    c_ref = base.column("c").reference
+    cbins = last["c"]["bins"]
+    assert cbins["categories"] == [*c_ref.categories, "__other__"]
+    values = [v for v in serve.column("c").to_pylist()[6000:9000] if v is not None]
+    top = set(c_ref.categories)
+    want = [sum(v == c for v in values) / len(values) for c in c_ref.categories]
+    want.append(sum(v not in top for v in values) / len(values))
+    assert cbins["window"] == pytest.approx(want, abs=1e-6)
+    assert sum(cbins["window"]) == pytest.approx(1.0)
+    # not drifted: no bins (records stay small)
+    assert "bins" not in records[0]["features"]["x"]
+    assert all("bins" not in f for f in records[0]["features"].values())
+
+
 def test_table_format_and_fail_on_drift(data: Path) -> None:
     r = replay(
         data,

@@ -182,7 +182,7 @@ def assert_matches_records(page: Node, records: list[dict[str, Any]], *, baselin
     reasons = {li.attrs["data-feature"]: li.all_text() for li in page.find("li") if li.attrs}
     for name in now:
         titled = any(t.startswith(f"{name}: ") for t in charted)
-        if baseline:
+        if baseline or "bins" in columns(last)[name]:
             assert titled, name
         else:
             assert not titled and "not drawn" in reasons[name], name
@@ -250,14 +250,39 @@ def test_report_shows_what_the_records_say(report: Path, windows: Path) -> None:
             assert p in text
 
 
-def test_without_a_baseline_histograms_say_why(data: Path, windows: Path, tmp_path: Path) -> None:
+def test_histograms_come_from_the_records_bins(windows: Path, tmp_path: Path) -> None:
+    """No baseline needed: each drifted feature's training and window shares are drawn from
+    its record's ``bins``, bar for bar."""
+    records = load_jsonl(windows)
     out = tmp_path / "r.html"
     assert main(["report", str(windows), "-o", str(out)]) == 0
     assert_self_contained(out)
     page = parse(out)
-    assert_matches_records(page, load_jsonl(windows), baseline=False)
-    assert "no baseline given" in page.all_text()
-    assert "not the window's per-bin proportions" in page.all_text()
+    assert_matches_records(page, records, baseline=False)
+    last = [r for r in records if r["kind"] == "skew"][-1]
+    binned = {n: e["bins"] for n, e in columns(last).items() if e["drift"]}
+    assert binned and "amount" in binned
+    figure = page.find("figure", class_="histograms")[0]
+    text = figure.all_text()
+    assert "Training (grey) against window" in text and "no baseline given" not in text
+    for name, bins in binned.items():
+        labels = bins.get("categories")
+        if labels:  # a categorical feature's bars are labelled with its categories
+            assert all(str(c) in text for c in labels), name
+
+
+def test_records_without_bins_and_no_baseline_say_why(windows: Path, tmp_path: Path) -> None:
+    records = load_jsonl(windows)
+    for r in records:
+        for e in columns(r).values():
+            e.pop("bins", None)
+    old = tmp_path / "old.jsonl"
+    old.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+    out = tmp_path / "r.html"
+    assert main(["report", str(old), "-o", str(out)]) == 0
+    page = parse(out)
+    assert_matches_records(page, records, baseline=False)
+    assert "the record has no bins, and no baseline was given" in page.all_text()
 
 
 def test_records_of_several_versions_and_repeated_windows(windows: Path, tmp_path: Path) -> None:
@@ -315,7 +340,7 @@ def test_windows_topic_records_with_performance(data: Path, tmp_path: Path) -> N
     table_ = next(t for t in page.find("table") if "last performance window" in t.all_text())
     cells = {td.attrs["data-value"] for td in table_.find("td") if "data-value" in td.attrs}
     metrics = [k for k in realised if k != "pairs"]
-    assert {repr(realised[k]) for k in metrics} == cells
+    assert {"" if realised[k] is None else repr(realised[k]) for k in metrics} == cells
     charts = "".join(t for svg in page.find("svg") for t in svg.texts())
     for metric in metrics:
         assert metric in charts
