@@ -359,27 +359,32 @@ class Config:
 
 def _security(k: _Table, base: Path) -> KafkaSecurity:
     protocol = k.choice("security_protocol", SECURITY_PROTOCOLS, "PLAINTEXT")
-    files = {}
-    for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+
+    def file(key: str) -> Path | None:
         value = k.optional_string(key)
-        if value is not None:
-            path = _resolve(base, value)
-            if not path.is_file():
-                raise ConfigError(f"kafka.{key}: no such file: {path}")
-            files[key] = path
-    envs = {}
-    for key in ("sasl_password_env", "ssl_password_env"):
+        if value is None:
+            return None
+        path = _resolve(base, value)
+        if not path.is_file():
+            raise ConfigError(f"kafka.{key}: no such file: {path}")
+        return path
+
+    def env(key: str) -> str | None:
         value = k.optional_string(key)
         if value is not None:
             check_env_name(value, key, "kafka")
-        envs[key] = value
+        return value
+
     sec = KafkaSecurity(
         protocol=protocol,
         sasl_mechanism=k.optional_string("sasl_mechanism"),
         sasl_username=k.optional_string("sasl_username"),
+        sasl_password_env=env("sasl_password_env"),
+        ssl_cafile=file("ssl_cafile"),
+        ssl_certfile=file("ssl_certfile"),
+        ssl_keyfile=file("ssl_keyfile"),
+        ssl_password_env=env("ssl_password_env"),
         ssl_check_hostname=k.boolean("ssl_check_hostname", True),
-        **files,
-        **envs,
     )
     if sec.sasl_mechanism is not None and sec.sasl_mechanism not in SASL_MECHANISMS:
         raise ConfigError(
