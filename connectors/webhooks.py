@@ -128,6 +128,9 @@ class Receiver:
     routing_key_env: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)  # may hold a token
     timeout: float = 10.0
+    headers_env: Mapping[str, str] = field(default_factory=dict)
+    """Headers whose values are read from the environment (header name → variable name):
+    tokens stay out of the config file."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -155,8 +158,21 @@ class Receiver:
         if self.format != "pagerduty" and self.routing_key_env is not None:
             raise ConfigError(f"{where}: routing_key_env is for format 'pagerduty' only")
         check_headers(self.headers, where)
+        check_headers_env(self.headers_env, self.headers, where)
         if not (math.isfinite(self.timeout) and self.timeout > 0):
             raise ConfigError(f"{where}: timeout must be a positive number, got {self.timeout}")
+
+
+def check_headers_env(
+    headers_env: Mapping[str, str], headers: Mapping[str, str], where: str
+) -> None:
+    """``headers_env``: valid header names (as :func:`check_headers`), each naming an
+    environment variable, none also given in ``headers``."""
+    check_headers(dict.fromkeys(headers_env, ""), where)
+    for name, var in headers_env.items():
+        check_env_name(var, f"headers_env.{name}", where)
+        if name.lower() in {h.lower() for h in headers}:
+            raise ConfigError(f"{where}: header {name!r} is in both headers and headers_env")
 
 
 def check_headers(headers: Mapping[str, str], where: str) -> None:
@@ -215,6 +231,8 @@ class Endpoint:
     url: str = field(repr=False)
     secret: bytes | None = field(repr=False)
     hidden: tuple[str, ...] = field(repr=False)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """The headers sent: the configured ones and those read from ``headers_env``."""
 
     @classmethod
     def read(
@@ -226,19 +244,28 @@ class Endpoint:
         url_env: str | None,
         secret_env: str | None,
         headers: Mapping[str, str],
+        headers_env: Mapping[str, str] | None = None,
         also_hidden: Sequence[str] = (),
     ) -> Endpoint:
         env = partial(read_env, environ, where=where)
         target = url if url is not None else env(url_env or "", what="the url")
         check_url(target, where)
         secret = None if secret_env is None else env(secret_env, what="the secret")
+        from_env = {
+            name: env(var, what=f"header {name!r}") for name, var in (headers_env or {}).items()
+        }
+        check_headers(from_env, where)
+        sent = {**headers, **from_env}
         parts = urlsplit(target)
         hidden = [target, parts.path, parts.query, parts.password or "", secret or ""]
-        hidden += [*headers.values(), *also_hidden]
+        hidden += [*sent.values(), *also_hidden]
+        # "Bearer abc…": the token alone is scrubbed too
+        hidden += [v.split(" ", 1)[1] for v in sent.values() if " " in v]
         return cls(
             url=target,
             secret=None if secret is None else secret.encode(),
             hidden=tuple(sorted({h for h in hidden if len(h) >= _MIN_SECRET}, key=len)[::-1]),
+            headers=sent,
         )
 
     def scrub(self, text: str) -> str:
@@ -270,6 +297,7 @@ class _Target:
             url_env=r.url_env,
             secret_env=r.secret_env,
             headers=r.headers,
+            headers_env=r.headers_env,
             also_hidden=[key],
         )
         return cls(r, replace(base, receiver=r.name, routing_key=key), endpoint)
@@ -382,7 +410,7 @@ def _post(
         target.endpoint,
         render(alert, r.format, target.options),
         key=alert.id,
-        headers=r.headers,
+        headers=target.endpoint.headers,
         timeout=r.timeout,
         now=now,
         opener=opener,

@@ -44,7 +44,12 @@ from typing import Any, Literal
 
 import orjson
 
-from driftline.connectors.webhooks import check_env_name, check_headers, check_url
+from driftline.connectors.webhooks import (
+    check_env_name,
+    check_headers,
+    check_headers_env,
+    check_url,
+)
 from driftline.exceptions import ConfigError
 from driftline.health import Health
 
@@ -75,6 +80,8 @@ class Hook:
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     timeout: float = 10.0
     body: str | None = None
+    headers_env: Mapping[str, str] = field(default_factory=dict)
+    """Headers whose values are read from the environment (name → variable)."""
 
     def check(self, where: str) -> None:
         if (self.url is None) == (self.url_env is None):
@@ -86,6 +93,7 @@ class Hook:
             if value is not None:
                 check_env_name(value, key, where)
         check_headers(self.headers, where)
+        check_headers_env(self.headers_env, self.headers, where)
         if not (math.isfinite(self.timeout) and self.timeout > 0):
             raise ConfigError(f"{where}: timeout must be a positive number, got {self.timeout}")
         if self.body is not None:

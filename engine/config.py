@@ -547,6 +547,7 @@ def _alerts(t: _Table, base: Path) -> AlertsConfig:
                 secret_env=r.optional_string("secret_env"),
                 routing_key_env=r.optional_string("routing_key_env"),
                 headers=_string_map(r, "headers"),
+                headers_env=_string_map(r, "headers_env"),
                 **_given(timeout=r.duration("timeout")),
             )
         )
@@ -597,14 +598,22 @@ def _actions(t: _Table, base: Path, registry: str | None, models: tuple[str, ...
         url, url_env = r.optional_string("url"), r.optional_string("url_env")
         hook = None
         headers = _string_map(r, "headers")
+        headers_env = _string_map(r, "headers_env")
         secret_env = r.optional_string("secret_env")
         body = r.optional_string("body")
         timeout = r.duration("timeout")
         if url is not None or url_env is not None:
-            hook = Hook(url, url_env, secret_env, headers, **_given(timeout=timeout, body=body))
-        elif secret_env or headers or body or timeout:
+            hook = Hook(
+                url,
+                url_env,
+                secret_env,
+                headers,
+                headers_env=headers_env,
+                **_given(timeout=timeout, body=body),
+            )
+        elif secret_env or headers or headers_env or body or timeout:
             raise ConfigError(
-                f"{r.path}: secret_env, headers, body and timeout need url or url_env"
+                f"{r.path}: secret_env, headers, headers_env, body and timeout need url or url_env"
             )
         cooldown = r.duration("cooldown")
         d = _POLICY_DEFAULTS

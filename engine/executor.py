@@ -131,6 +131,7 @@ class Executor(Passes):
             url_env=hook.url_env,
             secret_env=hook.secret_env,
             headers=hook.headers,
+            headers_env=hook.headers_env,
         )
 
     # -- the thread (start, stop: Passes) -----------------------------------------------
@@ -282,11 +283,12 @@ class Executor(Passes):
                 raise _Fail(str(exc)) from None
         else:
             body = orjson.dumps(self.document(r, detail))
+        endpoint = self._hooks[policy.name]
         outcome: Outcome = post_json(
-            self._hooks[policy.name],
+            endpoint,
             body,
             key=r.id,
-            headers=hook.headers,
+            headers=endpoint.headers,
             timeout=hook.timeout,
             now=self.clock(),
             opener=self._opener,

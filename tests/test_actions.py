@@ -281,6 +281,26 @@ def test_retrain_posts_the_templated_body_signed_once_after_an_outage(tmp_path: 
     assert events_ == ["proposed", "retry", "retry", "step", "done"]
 
 
+def test_a_trigger_token_comes_from_the_environment(tmp_path: Path) -> None:
+    """``headers_env``: e.g. an Airflow or GitHub token, read from a variable, sent as the
+    header, kept out of the recorded result."""
+    with HookServer() as hook:
+        p = Policy("rt", "retrain", mode="auto", health=Health.CRITICAL,
+                   hook=Hook(hook.url, headers_env={"Authorization": "PIPELINE_AUTH"}))  # fmt: skip
+        hook.answer(Answer(403, b"token Bearer gh-token-123456 lacks scope"))
+        store = ActionStore(tmp_path / "a.db")
+        store.propose(proposal(p))
+        ex = Executor(store, (p,), None, retry=RetryPolicy(base=0.01, cap=0.02),
+                      environ={"PIPELINE_AUTH": "Bearer gh-token-123456"})  # fmt: skip
+        assert run_until_final(ex, proposal(p).key) == "failed"
+        [req] = hook.received()
+    assert req.headers["Authorization"] == "Bearer gh-token-123456"
+    result = store.get(proposal(p).key).result
+    assert result is not None and "gh-token-123456" not in result and "***" in result
+    with pytest.raises(ConfigError, match=r"\$PIPELINE_AUTH, which is not set"):
+        Executor(store, (p,), None, environ={})
+
+
 def test_a_refused_trigger_fails_the_action(tmp_path: Path) -> None:
     with HookServer() as hook:
         p = Policy("rt", "retrain", mode="auto", health=Health.CRITICAL, hook=Hook(hook.url))
@@ -450,7 +470,7 @@ url_env = "PIPELINE_URL"
         ("[[actions.policies]]\nname='x'\nstatistic='psi'\nthreshold='high'\ntopic=true\n", True,
          r"actions.policies\[0\].threshold must be a number"),
         ("[[actions.policies]]\nname='x'\nhealth='critical'\nsecret_env='S'\ntopic=true\n", True,
-         r"secret_env, headers, body and timeout need url"),
+         r"secret_env, headers, headers_env, body and timeout need url"),
         ("[[actions.policies]]\nname='x'\nhealth='critical'\ntopic=true\n"
          "[[actions.policies]]\nname='x'\nhealth='warning'\ntopic=true\n", True,
          r"actions.policies\[1\].name: policy 'x' is configured twice"),

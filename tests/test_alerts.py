@@ -622,6 +622,31 @@ def test_delivery_is_signed_with_an_idempotency_key(
     assert outbox.counts() == {"pending": 0, "delivered": 1, "dead": 0}
 
 
+def test_header_values_from_the_environment_are_sent_and_never_logged(
+    outbox: Outbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``headers_env``: an Authorization header read from a variable, sent as is, and
+    scrubbed (whole, and the token alone) from the outbox's errors and the logs."""
+    token = "s3cr3t-bearer-token-77"
+    with HookServer() as server:
+        hook = Receiver(name="hook", url=server.url, headers_env={"Authorization": "HOOK_AUTH"})
+        env = {"HOOK_AUTH": f"Bearer {token}"}
+        server.answer(Answer(400, f"bad token {token}".encode()))
+        Alerter(outbox, ["hook"]).on_change("fraud", "7", Change(OK, WARN, 1, ("psi",)))
+        with caplog.at_level(logging.DEBUG):
+            dispatcher = Dispatcher(outbox, [hook], poll_interval=0.05, environ=env)
+            assert dispatcher.run_once() == 1
+        [req] = server.received()
+    assert req.headers["Authorization"] == f"Bearer {token}"
+    [dead] = outbox.entries("dead")
+    assert dead.error is not None and dead.error.startswith("HTTP 400: bad token ***")
+    assert token not in caplog.text + repr(dispatcher._targets) + repr(hook)
+    with pytest.raises(ConfigError, match=r"header 'Authorization' is read from \$HOOK_AUTH"):
+        Dispatcher(outbox, [hook], environ={})
+    with pytest.raises(ConfigError, match="must be a one-line string"):
+        Dispatcher(outbox, [hook], environ={"HOOK_AUTH": "a\nb"})
+
+
 def test_receiver_down_then_up_gets_every_alert_once(outbox: Outbox) -> None:
     down = HookServer(SECRET)  # not up: connections to its port are refused
     with HookServer(SECRET) as up:
@@ -832,6 +857,13 @@ def test_receiver_config_errors_name_the_key(tmp_path: Path) -> None:
         ({"url": "http://x", "headers": {"X-A": "\u2603"}}, "must be ISO-8859-1 text"),
         ({"url": "http://x", "secret_env": "NOT-A-VAR"}, "must name an environment variable"),
         ({"url": "http://x", "timeout": 0}, "timeout must be a positive number"),
+        ({"url": "http://x", "headers_env": {"X A": "V"}}, "is not a valid header name"),
+        ({"url": "http://x", "headers_env": {"X-A": "not a var"}}, "headers_env.X-A must name"),
+        ({"url": "http://x", "headers_env": {"Idempotency-Key": "V"}}, "is set by driftline"),
+        (
+            {"url": "http://x", "headers": {"x-a": "1"}, "headers_env": {"X-A": "V"}},
+            "in both headers and headers_env",
+        ),
     ]
     for kwargs, message in cases:
         with pytest.raises(ConfigError, match=message) as exc:
