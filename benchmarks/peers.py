@@ -78,7 +78,7 @@ PEERS = [
 # Run once, for the detection bar only (not a speed figure): Evidently's automatic methods.
 EVIDENTLY_DEFAULTS = ("Evidently (defaults)", ".venv-bench-evidently", "evidently", "defaults")
 # A tool slower than this on its first timed run is not repeated (its median is of 1 run).
-SLOW_S = 120.0
+SLOW_S = 100.0
 # Peers collect usage telemetry over the network by default; this machine has none, and
 # a benchmark should not phone home. These are the switches their docs name.
 QUIET_ENV = {

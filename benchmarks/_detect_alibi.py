@@ -1,0 +1,130 @@
+"""Alibi Detect's online detectors over the detection streams (``benchmarks/detection.py``),
+run in Alibi Detect's own virtualenv (``make bench-peers``; it is BSL-licensed and never a
+driftline dependency).
+
+    python benchmarks/_detect_alibi.py STREAMS_DIR [--cvm-ert 1000] [--mmd-ert 5000] -o OUT.json
+
+For every ``*.npz`` in STREAMS_DIR (``ref``: reference rows × columns, ``x``: the stream),
+``CVMDriftOnline`` (univariate per column, its thresholds corrected for the number of
+columns) and ``MMDDriftOnline`` (multivariate, PyTorch backend) are configured with an
+expected run time (events between false alarms), as their documentation describes, then fed
+the stream one event at a time. The calibration simulates ``n_bootstraps`` streams and
+estimates the 1 − β quantile of their statistics, which Alibi refuses unless n_bootstraps
+exceeds about 1/β: ERT for MMD, ERT × columns for CVM (β = 1 − (1 − 1/ERT)^(1/d)). So the
+ERTs are what a few thousand bootstraps allow, not the stream length. After each alarm the
+detector's state is reset (``reset_state``), as a monitor that goes on watching would.
+Output: the event positions of the alarms per stream and detector, with the calibration and
+run seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def standardise(ref: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mu, sd = ref.mean(0), ref.std(0)
+    sd[sd == 0] = 1.0
+    return ((ref - mu) / sd).astype(np.float32), ((x - mu) / sd).astype(np.float32)
+
+
+def alarms(det: Any, x: np.ndarray) -> list[int]:
+    out = []
+    for t in range(x.shape[0]):
+        if det.predict(x[t], return_test_stat=False)["data"]["is_drift"]:
+            out.append(t)
+            det.reset_state()
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("streams", type=Path)
+    ap.add_argument("--cvm-ert", type=float, default=1_000)
+    ap.add_argument("--mmd-ert", type=float, default=5_000)
+    ap.add_argument("--cvm-windows", default="100,500")
+    ap.add_argument("--mmd-window", type=int, default=100)
+    ap.add_argument("--mmd-ref", type=int, default=500, help="reference rows MMD keeps")
+    ap.add_argument("--cvm-bootstraps", type=int, default=15_000)
+    ap.add_argument("--mmd-bootstraps", type=int, default=6_000)
+    ap.add_argument("-o", "--output", type=Path, required=True)
+    a = ap.parse_args()
+    warnings.simplefilter("ignore")
+    logging.getLogger("alibi_detect").setLevel(logging.ERROR)
+    import importlib.metadata
+
+    import torch
+    from alibi_detect.cd import CVMDriftOnline, MMDDriftOnline
+
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    results: dict[str, Any] = {
+        "versions": {
+            p: importlib.metadata.version(p) for p in ("alibi-detect", "torch", "numpy", "scipy")
+        },
+        "cvm_ert": a.cvm_ert,
+        "mmd_ert": a.mmd_ert,
+        "cvm_windows": [int(w) for w in a.cvm_windows.split(",")],
+        "mmd_window": a.mmd_window,
+        "mmd_ref": a.mmd_ref,
+        "cvm_bootstraps": a.cvm_bootstraps,
+        "mmd_bootstraps": a.mmd_bootstraps,
+        "streams": {},
+    }
+    for path in sorted(a.streams.glob("*.npz")):
+        z = np.load(path)
+        ref, x = standardise(z["ref"], z["x"])
+        entry: dict[str, Any] = {}
+        t0 = time.perf_counter()
+        cvm = CVMDriftOnline(
+            ref,
+            ert=a.cvm_ert,
+            window_sizes=results["cvm_windows"],
+            n_bootstraps=a.cvm_bootstraps,
+            verbose=False,
+        )
+        t1 = time.perf_counter()
+        entry["CVMDriftOnline"] = {
+            "alarms": alarms(cvm, x),
+            "calibrate_s": t1 - t0,
+            "run_s": time.perf_counter() - t1,
+        }
+        rng = np.random.default_rng(0)
+        sub = ref[rng.choice(ref.shape[0], min(a.mmd_ref, ref.shape[0]), replace=False)]
+        t0 = time.perf_counter()
+        mmd = MMDDriftOnline(
+            sub,
+            ert=a.mmd_ert,
+            window_size=a.mmd_window,
+            backend="pytorch",
+            n_bootstraps=a.mmd_bootstraps,
+            verbose=False,
+        )
+        t1 = time.perf_counter()
+        entry["MMDDriftOnline"] = {
+            "alarms": alarms(mmd, x),
+            "calibrate_s": t1 - t0,
+            "run_s": time.perf_counter() - t1,
+        }
+        results["streams"][path.stem] = entry
+        print(
+            f"  alibi {path.stem}: CVM {len(entry['CVMDriftOnline']['alarms'])} alarms, "
+            f"MMD {len(entry['MMDDriftOnline']['alarms'])} alarms",
+            file=sys.stderr,
+            flush=True,
+        )
+    a.output.write_text(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

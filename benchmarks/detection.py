@@ -1,0 +1,456 @@
+"""Detection quality on streams with known change points: driftline's defaults against river's
+ADWIN, KSWIN and Page-Hinkley and Alibi Detect's online detectors.
+
+    python benchmarks/detection.py [--quick] [--seeds 2] [--events 30000]
+
+Streams (each: a reference of ``--ref-events`` from the first concept, then ``--events``
+serving events with one change half-way; "gradual" changes over ``--width`` events, and
+its change point is where the transition starts, ``position − width / 2``):
+
+* river's synthetic generators, two concepts mixed by ``ConceptDriftStream`` (sudden:
+  width 1; gradual): Agrawal (classification function 0 → 2), SEA (variant 0 → 2) and
+  Hyperplane (10 features, one random hyperplane → another). A decision tree trained on the
+  reference scores every event, so the stream carries features, the model's ``score`` and
+  the ``label``; these changes are of P(label | features), not of the features;
+* covariate shift from the repository's demo data set (``driftline.example``): amounts up
+  60 %, a new country, the device mix turned to mobile, sudden and gradual.
+
+Detectors, all on the same streams:
+
+* driftline's defaults: ``driftline baseline build`` on the reference (``--prediction score
+  --label label``), ``driftline replay --window 1000`` with every threshold at its default;
+  an alert is a window whose health leaves ``ok`` (what pages on-call), at the window's end;
+* river's ADWIN, KSWIN and Page-Hinkley, with their defaults, fed each event's error (0/1)
+  of the same fixed model: the textbook use of these detectors (they are univariate);
+* Alibi Detect's ``CVMDriftOnline`` and ``MMDDriftOnline`` on the standardised features,
+  score and label, with thresholds calibrated for an expected run time (ERT) in events
+  (``benchmarks/_detect_alibi.py``, in ``.venv-bench-alibi``, says which ERT and why).
+
+Per stream and detector: detection delay (events from the change to the first alarm at or
+after it), missed changes, and false alarms (alarms before the change) per million events.
+Results: ``benchmarks/results/detection.json`` (``detection-quick.json`` with ``--quick``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from replay import DEFAULT_CACHE, REPO_ROOT, RESULTS_DIR, find_driftline, log, machine_info  # noqa: E402
+
+ALIBI_PYTHON = REPO_ROOT / ".venv-bench-alibi" / "bin" / "python"
+
+
+# ----------------------------------------------------------------------------- streams
+
+
+def river_stream(name: str, kind: str, seed: int, n_ref: int, n: int, width: int) -> dict[str, Any]:
+    from river.datasets import synth
+
+    def concept(which: int, s: int) -> Any:
+        if name == "agrawal":
+            return synth.Agrawal(classification_function=(0, 2)[which], seed=s)
+        if name == "sea":
+            return synth.SEA(variant=(0, 2)[which], seed=s)
+        # Hyperplane: the concept is the random hyperplane its seed draws
+        return synth.Hyperplane(
+            seed=(seed, seed + 1000)[which], n_features=10, mag_change=0.0, noise_percentage=0.05
+        )
+
+    position = n // 2
+    w = 1 if kind == "sudden" else width
+    ref_src = concept(0, seed + 500)
+    if name == "hyperplane":  # same hyperplane, other points: a fresh generator of concept 0
+        ref_src = synth.Hyperplane(seed=seed, n_features=10, mag_change=0.0, noise_percentage=0.05)
+        ref_rows = list(ref_src.take(n_ref + n))[n:]
+    else:
+        ref_rows = list(ref_src.take(n_ref))
+    if kind == "sudden":
+        # ConceptDriftStream's sigmoid overflows math.exp at width 1: a switch is a splice
+        rows = list(concept(0, seed).take(position)) + list(concept(1, seed + 1).take(n - position))
+    else:
+        stream = synth.ConceptDriftStream(
+            stream=concept(0, seed),
+            drift_stream=concept(1, seed + 1),
+            position=position,
+            width=w,
+            seed=seed,
+        )
+        rows = list(stream.take(n))
+    cols = list(ref_rows[0][0])
+    ref = np.array([[float(x[c]) for c in cols] for x, _ in ref_rows])
+    x = np.array([[float(r[c]) for c in cols] for r, _ in rows])
+    y_ref = np.array([int(y) for _, y in ref_rows])
+    y = np.array([int(v) for _, v in rows])
+    from sklearn.tree import DecisionTreeClassifier
+
+    model = DecisionTreeClassifier(max_depth=8, random_state=0).fit(ref, y_ref)
+    names = [f"x{c}" if isinstance(c, int) else str(c) for c in cols]  # SEA's keys are ints
+    return {
+        "columns": names,
+        "categorical": [],
+        "ref": {c: ref[:, j] for j, c in enumerate(names)},
+        "x": {c: x[:, j] for j, c in enumerate(names)},
+        "score_ref": model.predict_proba(ref)[:, 1],
+        "score": model.predict_proba(x)[:, 1],
+        "y_ref": y_ref,
+        "y": y,
+        "change": position - w // 2 if w > 1 else position,
+    }
+
+
+def example_stream(kind: str, seed: int, n_ref: int, n: int, width: int) -> dict[str, Any]:
+    """The demo data set's world (``driftline.example``): before and after its change."""
+    from driftline.example import _frame
+
+    rng = np.random.default_rng(seed)
+    ref = _frame(rng, n_ref, None)
+    before = _frame(rng, n, None)
+    after = _frame(rng, n, 0.0)
+    position = n // 2
+    if kind == "sudden":
+        new = np.arange(n) >= position
+        change = position
+    else:
+        ramp = np.clip((np.arange(n) - (position - width / 2)) / width, 0.0, 1.0)
+        new = rng.random(n) < ramp
+        change = position - width // 2
+    x = {c: np.where(new, after[c], before[c]) for c in before}
+    cols = ["amount", "age", "hour", "items", "country", "device"]
+    from sklearn.tree import DecisionTreeClassifier
+
+    levels = {c: sorted(set(ref[c].tolist()) | set(x[c].tolist())) for c in ("country", "device")}
+
+    def features(f: dict[str, Any]) -> np.ndarray:
+        num = [np.asarray(f[c], dtype=np.float64) for c in cols[:4]]
+        cat = [np.array([levels[c].index(v) for v in f[c].tolist()]) for c in cols[4:]]
+        return np.column_stack([*num, *cat])
+
+    model = DecisionTreeClassifier(max_depth=6, random_state=0)
+    model.fit(features(ref), ref["label"])
+    return {
+        "columns": cols,
+        "categorical": ["country", "device"],
+        "ref": {c: ref[c] for c in cols},
+        "x": {c: x[c] for c in cols},
+        "score_ref": model.predict_proba(features(ref))[:, 1],
+        "score": model.predict_proba(features(x))[:, 1],
+        "y_ref": ref["label"],
+        "y": x["label"],
+        "change": change,
+    }
+
+
+def write_stream(s: dict[str, Any], directory: Path, name: str, npz_dir: Path) -> None:
+    for tag, cols, score, y in (
+        ("reference", s["ref"], s["score_ref"], s["y_ref"]),
+        ("serving", s["x"], s["score"], s["y"]),
+    ):
+        table = pa.table({**cols, "score": score, "label": y})
+        pq.write_table(table, directory / f"{name}.{tag}.parquet")
+
+    def matrix(cols: dict[str, Any], score: Any, y: Any) -> np.ndarray:
+        out = []
+        for c in s["columns"]:
+            v = cols[c]
+            if c in s["categorical"]:
+                levels = sorted(set(s["ref"][c].tolist()) | set(s["x"][c].tolist()))
+                v = np.array([levels.index(t) for t in v.tolist()], dtype=np.float64)
+            out.append(np.asarray(v, dtype=np.float64))
+        return np.column_stack([*out, score, y])
+
+    np.savez(
+        npz_dir / f"{name}.npz",
+        ref=matrix(s["ref"], s["score_ref"], s["y_ref"]),
+        x=matrix(s["x"], s["score"], s["y"]),
+    )
+
+
+# ----------------------------------------------------------------------------- detectors
+
+
+def driftline_alarms(
+    driftline: list[str], directory: Path, name: str, s: dict[str, Any], window: int
+) -> tuple[list[int], dict[str, Any]]:
+    baseline = directory / f"{name}.dlb"
+    build = [
+        *driftline,
+        "baseline",
+        "build",
+        str(directory / f"{name}.reference.parquet"),
+        "-o",
+        str(baseline),
+        "--prediction",
+        "score",
+        "--label",
+        "label",
+        "-q",
+    ]
+    if s["categorical"]:
+        build += ["--categorical", ",".join(s["categorical"])]
+    subprocess.run(build, check=True, cwd=REPO_ROOT, capture_output=True)
+    out = directory / f"{name}.windows.jsonl"
+    replay = [
+        *driftline,
+        "replay",
+        str(directory / f"{name}.serving.parquet"),
+        "--baseline",
+        str(baseline),
+        "--window",
+        str(window),
+        "--format",
+        "jsonl",
+        "-o",
+        str(out),
+        "-q",
+    ]
+    subprocess.run(replay, check=True, cwd=REPO_ROOT, capture_output=True)
+    records = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+    alarms = []
+    previous = "ok"
+    first_reasons: dict[str, Any] = {}
+    for r in records:
+        if r.get("kind", "skew") != "skew":
+            continue
+        health = r.get("health", "ok")
+        end = (r["window"]["index"] + 1) * window - 1
+        if health != "ok" and previous == "ok":
+            alarms.append(end)
+            if end >= s["change"] and not first_reasons:
+                first_reasons = {
+                    "window": r["window"]["index"],
+                    "reasons": r.get("reasons", [])[:5],
+                }
+        previous = health
+    return alarms, {"commands": [shlex.join(build), shlex.join(replay)], "first": first_reasons}
+
+
+def river_alarms(errors: np.ndarray) -> dict[str, list[int]]:
+    from river import drift
+
+    out: dict[str, list[int]] = {}
+    for label, det in (
+        ("river ADWIN", drift.ADWIN()),
+        ("river KSWIN", drift.KSWIN(seed=0)),
+        ("river Page-Hinkley", drift.PageHinkley()),
+    ):
+        alarms = []
+        for t, e in enumerate(errors.tolist()):
+            det.update(e)
+            if det.drift_detected:
+                alarms.append(t)
+        out[label] = alarms
+    return out
+
+
+def score(alarms: list[int], change: int, n: int) -> dict[str, Any]:
+    after = [t for t in alarms if t >= change]
+    return {
+        "delay": after[0] - change if after else None,
+        "false_alarms": sum(t < change for t in alarms),
+        "pre_change_events": change,
+        "alarms": len(alarms),
+    }
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--events", type=int, default=30_000, help="serving events per stream")
+    ap.add_argument("--ref-events", type=int, default=5_000)
+    ap.add_argument("--width", type=int, default=4_000, help="gradual change width")
+    ap.add_argument("--seeds", type=int, default=2, help="seeds per synthetic stream")
+    ap.add_argument("--window", type=int, default=1_000, help="driftline's window (rows)")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 1 seed, 6,000 events")
+    ap.add_argument("--no-alibi", action="store_true", help="skip Alibi Detect")
+    ap.add_argument("--no-alibi-reason", default=None, help="why, for the results file")
+    ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    ap.add_argument("--output", type=Path, default=None)
+    a = ap.parse_args(argv)
+    if a.quick:
+        a.events, a.ref_events, a.width, a.seeds = 6_000, 2_000, 1_000, 1
+    directory = a.cache / ("detection-quick" if a.quick else "detection")
+    npz = directory / "npz"
+    npz.mkdir(parents=True, exist_ok=True)
+    for old in npz.glob("*.npz"):
+        old.unlink()
+    output = a.output or RESULTS_DIR / ("detection-quick.json" if a.quick else "detection.json")
+    driftline = find_driftline()
+
+    streams: dict[str, dict[str, Any]] = {}
+    for seed in range(a.seeds):
+        for gen in ("agrawal", "sea", "hyperplane"):
+            for kind in ("sudden", "gradual"):
+                streams[f"{gen}-{kind}-s{seed}"] = {"gen": gen, "kind": kind, "seed": seed}
+        for kind in ("sudden", "gradual"):
+            streams[f"example-{kind}-s{seed}"] = {"gen": "example", "kind": kind, "seed": seed}
+
+    results: dict[str, Any] = {}
+    for name, spec in streams.items():
+        t0 = time.perf_counter()
+        if spec["gen"] == "example":
+            s = example_stream(spec["kind"], spec["seed"], a.ref_events, a.events, a.width)
+        else:
+            s = river_stream(
+                spec["gen"], spec["kind"], spec["seed"], a.ref_events, a.events, a.width
+            )
+        write_stream(s, directory, name, npz)
+        errors = ((s["score"] >= 0.5).astype(int) != s["y"]).astype(float)
+        entry: dict[str, Any] = {
+            **spec,
+            "change": s["change"],
+            "events": a.events,
+            "error_rate_before": float(errors[: s["change"]].mean()),
+            "error_rate_after": float(errors[s["change"] + a.width :].mean()),
+            "label_rate_before": float(np.mean(s["y"][: s["change"]])),
+            "label_rate_after": float(np.mean(s["y"][s["change"] + a.width :])),
+            "detectors": {},
+        }
+        alarms, info = driftline_alarms(driftline, directory, name, s, a.window)
+        entry["detectors"]["driftline (defaults)"] = score(alarms, s["change"], a.events)
+        entry["driftline"] = info
+        for label, al in river_alarms(errors).items():
+            entry["detectors"][label] = score(al, s["change"], a.events)
+        results[name] = entry
+        summary = ", ".join(f"{k}: {v['delay']}" for k, v in entry["detectors"].items())
+        log(f"== {name} ({time.perf_counter() - t0:.1f} s): delays {summary}")
+
+    alibi_info: dict[str, Any] | None = None
+    if not a.no_alibi and ALIBI_PYTHON.exists():
+        log("== Alibi Detect online detectors (expected-run-time calibration per stream)")
+        out = directory / "alibi.json"
+        subprocess.run(
+            [
+                str(ALIBI_PYTHON),
+                str(HERE / "_detect_alibi.py"),
+                str(npz),
+                "-o",
+                str(out),
+            ],
+            check=True,
+            cwd=REPO_ROOT,
+        )
+        alibi_info = json.loads(out.read_text())
+        for name, per in alibi_info["streams"].items():
+            for det, r in per.items():
+                results[name]["detectors"][f"Alibi {det}"] = score(
+                    r["alarms"], results[name]["change"], a.events
+                )
+    alibi_not_run = None
+    if a.no_alibi:
+        alibi_not_run = a.no_alibi_reason or "--no-alibi"
+    elif alibi_info is None:
+        alibi_not_run = ".venv-bench-alibi missing: make bench-peers"
+    if alibi_not_run:
+        log(f"== Alibi Detect: not run ({alibi_not_run})")
+
+    res = {
+        "benchmark": "detection",
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "command": shlex.join(
+            ["benchmarks/detection.py", *(sys.argv[1:] if argv is None else argv)]
+        ),
+        "machine": machine_info(),
+        "parameters": {
+            "events": a.events,
+            "ref_events": a.ref_events,
+            "width": a.width,
+            "seeds": a.seeds,
+            "window": a.window,
+        },
+        "alibi": {k: v for k, v in (alibi_info or {}).items() if k != "streams"} or None,
+        "alibi_not_run": alibi_not_run,
+        "streams": results,
+        "summary": summarise(results),
+    }
+    res["bar"] = bar(res["summary"], results)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(res, indent=2) + "\n")
+    print_summary(res)
+    print(f"\nresults written to {output}")
+    return 0
+
+
+def summarise(results: dict[str, Any]) -> dict[str, Any]:
+    """Per detector and stream family: changes detected, median delay, false alarms per
+    million pre-change events."""
+    out: dict[str, Any] = {}
+    for entry in results.values():
+        family = f"{entry['gen']} {entry['kind']}"
+        for det, r in entry["detectors"].items():
+            d = out.setdefault(det, {}).setdefault(
+                family, {"changes": 0, "detected": 0, "delays": [], "false_alarms": 0, "pre": 0}
+            )
+            d["changes"] += 1
+            d["detected"] += r["delay"] is not None
+            if r["delay"] is not None:
+                d["delays"].append(r["delay"])
+            d["false_alarms"] += r["false_alarms"]
+            d["pre"] += r["pre_change_events"]
+    for fams in out.values():
+        total = {"changes": 0, "detected": 0, "delays": [], "false_alarms": 0, "pre": 0}
+        for d in fams.values():
+            for k in total:
+                total[k] += d[k]
+        fams["all"] = total
+        for d in fams.values():
+            d["median_delay"] = float(np.median(d["delays"])) if d["delays"] else None
+            d["false_alarms_per_million"] = d["false_alarms"] / d["pre"] * 1e6 if d["pre"] else None
+    return out
+
+
+def bar(summary: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
+    """driftline's defaults miss no change that any peer catches, with false alarms per
+    million no higher than the best peer's."""
+    dl = "driftline (defaults)"
+    missed_caught = []
+    for name, entry in results.items():
+        dets = entry["detectors"]
+        if dets[dl]["delay"] is None:
+            caught = [k for k, v in dets.items() if k != dl and v["delay"] is not None]
+            if caught:
+                missed_caught.append({"stream": name, "caught_by": caught})
+    peers = {k: v["all"]["false_alarms_per_million"] for k, v in summary.items() if k != dl}
+    best = min(peers, key=lambda k: peers[k]) if peers else None
+    fa = summary[dl]["all"]["false_alarms_per_million"]
+    return {
+        "missed_but_caught_by_a_peer": missed_caught,
+        "driftline_false_alarms_per_million": fa,
+        "best_peer": best,
+        "best_peer_false_alarms_per_million": peers.get(best) if best else None,
+        "met_no_miss": not missed_caught,
+        "met_false_alarms": best is None or fa <= peers[best],
+    }
+
+
+def print_summary(res: dict[str, Any]) -> None:
+    print(f"\n{'detector':<28}{'family':<22}{'detected':>10}{'median delay':>14}{'FA/M':>10}")
+    for det, fams in res["summary"].items():
+        for fam, d in fams.items():
+            md = d["median_delay"]
+            fa = d["false_alarms_per_million"]
+            print(
+                f"{det:<28}{fam:<22}{d['detected']:>5}/{d['changes']:<4}"
+                f"{(f'{md:.0f}' if md is not None else '-'):>14}{fa:>10.0f}"
+            )
+    print("\nbar:", json.dumps(res["bar"], indent=1))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
