@@ -591,7 +591,8 @@ def _check(args: argparse.Namespace) -> int:
     print(f"  windows of {window}; health changes after {cfg.hysteresis} windows")
     print(f"  state in {cfg.state_dir}")
     if cfg.registry:
-        print(f"  registry {cfg.registry}")
+        dirs = ", ".join(str(d) for d in cfg.baseline_dirs)
+        print(f"  registry {cfg.registry}; its baselines read from under {dirs} only")
     receivers = ", ".join(f"{r.name} ({r.format})" for r in cfg.alerts.receivers)
     print(f"  alerts to the alerts topic{' and ' + receivers if receivers else ''}")
     if cfg.read_labels:

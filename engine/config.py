@@ -344,6 +344,10 @@ class Config:
     labels: LabelsConfig = field(default_factory=LabelsConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    baseline_dirs: tuple[Path, ...] = ()
+    """``[registry] baseline_dirs``: the directories a baseline named by the registry may be
+    read from (default: the config file's directory). Paths in the config file itself are
+    not confined: whoever writes the config decides."""
     read_labels: bool = False
     """Whether label events are read and joined: ``kafka.topics.labels`` is set, or Kafka
     is off (``kafka.enabled = false``) and a ``[labels]`` table is given."""
@@ -720,6 +724,7 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
     policy = _policy(root.table("policy"))
     reg = root.table("registry")
     registry = reg.optional_string("url")
+    baseline_dirs = tuple(_resolve(base, d) for d in reg.strings("baseline_dirs")) or (base,)
     if registry is not None and not registry.startswith(("sqlite:///", "mlflow+")):
         raise ConfigError(
             "registry.url must be sqlite:///path.db or mlflow+http(s)://host:port, "
@@ -771,6 +776,7 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
         api=api,
         metrics=metrics,
         read_labels=bool(topics.labels) or (not kafka.enabled and bool(lt.data)),
+        baseline_dirs=baseline_dirs,
     )
 
 

@@ -18,14 +18,14 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from driftline import baseline as bl
 from driftline.baseline import Baseline
-from driftline.exceptions import ConfigError, RegistryError, UnknownVersion
+from driftline.exceptions import BaselineError, ConfigError, RegistryError, UnknownVersion
 from driftline.health import Change
 
 log = logging.getLogger("driftline.registry")
@@ -130,11 +130,19 @@ def register(registry: Registry, model: str, version: str, baseline: Path | None
 
 
 class RegistryBaselines:
-    """Baselines linked in the registry, then the ones named in the config file."""
+    """Baselines linked in the registry, then the ones named in the config file.
 
-    def __init__(self, registry: Registry, fallback: Any) -> None:
+    A registry is written by more hands than the config file, so the paths it gives are
+    confined: with ``dirs`` (``[registry] baseline_dirs``), a baseline whose real path (links
+    followed) is not inside one of them is refused with :class:`BaselineError`, and never
+    opened."""
+
+    def __init__(
+        self, registry: Registry, fallback: Any, dirs: Sequence[Path] | None = None
+    ) -> None:
         self.registry = registry
         self.fallback = fallback
+        self.dirs = None if dirs is None else [d.resolve() for d in dirs]
         self._loaded: dict[str, Baseline] = {}
 
     def resolve(self, model: str, version: str) -> Baseline | None:
@@ -142,8 +150,23 @@ class RegistryBaselines:
         if path is None:
             return self.fallback.resolve(model, version)  # type: ignore[no-any-return]
         if path not in self._loaded:
+            self._check(path, model, version)
             self._loaded[path] = bl.load(path)
         return self._loaded[path]
+
+    def _check(self, path: str, model: str, version: str) -> None:
+        if self.dirs is None:
+            return
+        try:
+            real = Path(path).resolve()
+        except (OSError, RuntimeError, ValueError) as exc:  # a link loop, a NUL byte
+            raise BaselineError(f"registry baseline of {model}/{version}: {exc}") from None
+        if not any(real.is_relative_to(d) for d in self.dirs):
+            allowed = ", ".join(str(d) for d in self.dirs)
+            raise BaselineError(
+                f"the registry's baseline of {model}/{version} ({path!r}) is outside "
+                f"[registry] baseline_dirs ({allowed}): not read"
+            )
 
 
 class HealthTags:

@@ -35,13 +35,13 @@ from driftline.alerts import AlertCounters, Alerter, render_json
 from driftline.config import Config
 from driftline.connectors.webhooks import Dispatcher, read_env
 from driftline.engine import Engine, Messages
-from driftline.exceptions import ActionError
+from driftline.exceptions import ActionError, DriftlineError, RegistryError
 from driftline.executor import ActionCounters, Executor
 from driftline.health import Change
 from driftline.outbox import Outbox
-from driftline.registry import AliasCache, Registry
-from driftline.service import Recent, Service, items
-from driftline.state import StateDir
+from driftline.registry import HEALTH_TAG, AliasCache, HealthTags, Registry
+from driftline.service import Faults, Recent, Service, items
+from driftline.state import StateDir, StateError
 
 if TYPE_CHECKING:
     from driftline.connectors.http import HttpServer
@@ -175,14 +175,45 @@ class Server:
         self.stop = threading.Event()
         self.worker = _Worker()
         self.source = source_factory(on_revoked=self._revoked, on_assigned=self._assigned)
+        self.faults = service.faults if service is not None else Faults()
         self._owned: set[Partition] = set()
         self._closing = False
+        self._state_error: StateError | None = None
+        self.periodic: list[Callable[[], None]] = []
+        """Called on the engine thread with every checkpoint (retries of side effects)."""
+
+    def _problem(self, component: str, problem: str | None) -> None:
+        """Mark the engine not ready because of ``component`` (None: no longer)."""
+        if self.service is None:
+            return
+        if problem is None:
+            self.service.problems.pop(component, None)
+        else:
+            self.service.problems[component] = problem
 
     # -- called on the worker thread -----------------------------------------------------
 
-    def _checkpoint(self) -> dict[Partition, int]:
+    def _checkpoint(self) -> dict[Partition, int] | None:
+        """Flush, persist the state, and return the offsets it covers for the main thread to
+        commit; None when the state could not be written (a full or read-only disk): then
+        nothing is committed, the engine reports not ready, and the next interval retries."""
         self.engine.sink.flush()  # 1. outputs durable
-        self.state.write(self.engine.snapshot())  # 2. state durable
+        for fn in self.periodic:
+            fn()
+        try:
+            self.state.write(self.engine.snapshot())  # 2. state durable
+        except StateError as exc:
+            self.faults.checkpoint_failures += 1
+            if self._state_error is None:
+                log.error("checkpoint failed, offsets not committed (retried): %s", exc)
+            self._state_error = exc
+            self._problem("state", f"{exc}; offsets are not committed until a checkpoint is")
+            return None
+        self.faults.checkpoints += 1
+        if self._state_error is not None:
+            log.warning("checkpoint written again after %s", self._state_error)
+            self._state_error = None
+            self._problem("state", None)
         return dict(self.engine.positions)  # 3. the caller commits these
 
     def _process(self, batch: list[Messages]) -> None:
@@ -196,7 +227,7 @@ class Server:
             done: Future[dict[Partition, int]] = Future()
             done.set_result({})
             return done
-        return self.worker.submit(self._checkpoint)
+        return self.worker.submit(lambda: self._checkpoint() or {})
 
     def _assigned(
         self, partitions: set[Partition], committed: dict[Partition, int | None]
@@ -244,7 +275,7 @@ class Server:
         gc.freeze()
         interval = self.config.checkpoint_interval
         next_checkpoint = time.monotonic() + interval
-        pending: Future[dict[Partition, int]] | None = None
+        pending: Future[dict[Partition, int] | None] | None = None
         last_message = time.monotonic()
         last_status = last_lag = time.monotonic()
         events_seen = 0
@@ -270,11 +301,12 @@ class Server:
                     self.worker.submit(partial(self._process, merge(held)))
                     held, held_messages = [], 0
                 if pending is not None and pending.done():
-                    self.source.commit(pending.result())
+                    self._commit(pending.result())
                     pending = None
                 if pending is None and now >= next_checkpoint:
                     pending = self.worker.submit(self._checkpoint)
                     next_checkpoint = now + interval
+                self._resets()
                 if now - last_lag >= 1.0:
                     self._lag()
                     last_lag = now
@@ -291,13 +323,49 @@ class Server:
             if held:
                 self.worker.submit(partial(self._process, merge(held)))
             if pending is not None:
-                self.source.commit(pending.result())
-            self.source.commit(self.worker.call(self._checkpoint))
+                self._commit(pending.result())
+            last = self.worker.call(self._checkpoint)
+            if last is None:
+                raise StateError(
+                    f"stopped without a last checkpoint ({self._state_error}); the next start "
+                    "resumes from the last one written"
+                )
+            if not self._commit(last):
+                raise StateError("stopped with its last offsets not committed (see above)")
             log.info("drained: checkpoint written and offsets committed")
         finally:
             self._closing = True
             self.source.close()
             self.worker.stop()
+
+    def _commit(self, positions: dict[Partition, int] | None) -> bool:
+        """Commit what a checkpoint covers (nothing when it failed). A broker that cannot be
+        reached makes the engine not ready until a commit succeeds again; the offsets are in
+        the checkpoint, and the next checkpoint commits them."""
+        if positions is None:
+            return False
+        try:
+            self.source.commit(positions)
+        except DriftlineError as exc:  # KafkaUnavailable
+            self.faults.commit_failures += 1
+            if self.service is None or "kafka" not in self.service.problems:
+                log.error("offset commit failed (retried at the next checkpoint): %s", exc)
+            self._problem("kafka", f"offsets not committed: {exc}")
+            return False
+        if self.service is not None and "kafka" in self.service.problems:
+            log.warning("offsets committed again")
+            self._problem("kafka", None)
+        return True
+
+    def _resets(self) -> None:
+        """Partitions the source found out of range and reset (the broker lost or deleted
+        what the engine was to read next): counted, and reported by readiness."""
+        take = getattr(self.source, "take_resets", None)
+        for reset in take() if take is not None else ():
+            tp = (reset.topic, reset.partition)
+            self.faults.offset_resets[tp] = self.faults.offset_resets.get(tp, 0) + 1
+            if self.service is not None:
+                self.service.notices[f"kafka {reset.topic}/{reset.partition}"] = reset.describe()
 
     def _lag(self) -> None:
         """Each owned partition's high watermark (from the last fetch) minus the engine's
@@ -320,6 +388,45 @@ class Server:
             sum(c.invalid.values()),
             len(self.engine.streams),
         )
+
+
+class RetriedHealthTags(HealthTags):
+    """:class:`~driftline.registry.HealthTags` that keeps what a registry that is down did
+    not take: each version's latest health is written by :meth:`retry` (with every
+    checkpoint, at most every ``every`` seconds) once the registry is back."""
+
+    def __init__(
+        self, registry: Registry, every: float = 5.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__(registry)
+        self.every = every
+        self.clock = clock
+        self.unwritten: dict[tuple[str, str], dict[str, str]] = {}
+        """The latest tags of each version that the registry did not take."""
+        self._next_retry = 0.0
+
+    def _write(self, model: str, version: str, tags: dict[str, str]) -> None:
+        self.unwritten.pop((model, version), None)  # a newer change replaces them
+        try:
+            super()._write(model, version, tags)
+        except RegistryError:
+            self.unwritten[(model, version)] = tags
+            self._next_retry = self.clock() + self.every
+            raise
+
+    def retry(self) -> None:
+        if not self.unwritten or self.clock() < self._next_retry:
+            return
+        for (model, version), tags in list(self.unwritten.items()):
+            try:
+                self._write(model, version, tags)
+            except RegistryError as exc:
+                log.info("registry still unreachable, health tags kept: %s", exc)
+                return
+            log.warning(
+                "model %r version %r: health %s written to the registry (it was unreachable)",
+                model, version, tags[HEALTH_TAG],
+            )  # fmt: skip
 
 
 def install_signal_handlers(stop: threading.Event) -> None:
@@ -485,11 +592,11 @@ def serve(config: Config, opts: ServeOptions) -> int:
     registry = resolver = tags = None
     if config.registry is not None:
         from driftline.engine import ConfigBaselines
-        from driftline.registry import HealthTags, RegistryBaselines, open_registry
+        from driftline.registry import RegistryBaselines, open_registry
 
         registry = open_registry(config.registry, config.path.parent)
-        resolver = RegistryBaselines(registry, ConfigBaselines(config))
-        tags = HealthTags(registry)
+        resolver = RegistryBaselines(registry, ConfigBaselines(config), config.baseline_dirs)
+        tags = RetriedHealthTags(registry)
     with StateDir(config.state_dir) as state:
         sink = _sink(config)
         recent = Recent(sink, keep=config.api.keep_windows)
@@ -527,6 +634,10 @@ def serve(config: Config, opts: ServeOptions) -> int:
                 store=acting.store if acting is not None else None,
             )
             server = Server(config, engine, factory, state, opts, service)
+            if tags is not None:
+                server.periodic.append(tags.retry)
+            if config.kafka.enabled:
+                sink.stop = server.stop  # a flush waiting for the broker gives up on SIGTERM
             service.run = server.worker.call
             if config.api.enabled:
                 http = api_server(config, service, server, alerting, acting, token)

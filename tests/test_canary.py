@@ -74,6 +74,7 @@ def test_canary_aborted_then_production_rolled_back_after_approval(
 hysteresis = 2
 [registry]
 url = "sqlite:///{registry}"
+baseline_dirs = ["{data}"]  # the registered baselines' directory
 [alerts]
 retry_base = "0.1s"
 [[alerts.receivers]]

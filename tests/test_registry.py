@@ -18,7 +18,7 @@ from driftline.cli import main
 from driftline.connectors.sqlite_registry import SqliteRegistry
 from driftline.engine import ConfigBaselines, Engine, Messages
 from driftline.events import JSON
-from driftline.exceptions import ConfigError, RegistryError
+from driftline.exceptions import BaselineError, ConfigError, RegistryError
 from driftline.registry import ENV, HealthTags, RegistryBaselines, open_registry
 
 
@@ -145,4 +145,46 @@ def test_engine_resolves_baselines_and_writes_health(data: Path, tmp_path: Path)
     # a version known only to the config file is registered on its first health change
     HealthTags(reg)("fraud", "9", changes[-1])
     assert reg.model("fraud").versions[-1].version == "9"
+    reg.close()
+
+
+def test_registry_baselines_are_confined_to_baseline_dirs(
+    data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A path from the registry outside ``[registry] baseline_dirs`` (default: the config's
+    directory) is refused, links followed: its events are dead-lettered as having no
+    baseline, and the file is never read."""
+    import shutil
+
+    inside = tmp_path / "baselines"
+    inside.mkdir()
+    shutil.copy(data / "fraud.dlb", inside / "fraud.dlb")
+    (inside / "sneaky.dlb").symlink_to(data / "fraud.dlb")  # a link out of the directory
+    cfg = cfgmod.load(write_config(tmp_path, "[registry]\nurl = 'sqlite:///reg.db'\n"))
+    assert cfg.baseline_dirs == (tmp_path,)  # the default
+    cfg = cfgmod.load(
+        write_config(
+            tmp_path, "[registry]\nurl = 'sqlite:///reg.db'\nbaseline_dirs = ['baselines']\n"
+        )
+    )
+    assert cfg.baseline_dirs == (inside,)
+    reg = open_registry(cfg.registry or "", cfg.path.parent)
+    reg.register("fraud", "7", str(inside / "fraud.dlb"))
+    reg.register("fraud", "8", str(data / "fraud.dlb"))  # outside
+    reg.register("fraud", "9", str(inside / "sneaky.dlb"))
+    reg.register("fraud", "10", str(inside / ".." / ".." / data.name / "fraud.dlb"))
+    resolver = RegistryBaselines(reg, ConfigBaselines(cfg), cfg.baseline_dirs)
+    assert resolver.resolve("fraud", "7") is not None
+    for version in ("8", "9", "10"):
+        with pytest.raises(BaselineError, match=r"outside \[registry\] baseline_dirs"):
+            resolver.resolve("fraud", version)
+    sink = MemorySink()
+    engine = Engine(cfg, sink, resolver)
+    table = pq.read_table(data / "serving.parquet").slice(0, 100)
+    values = [orjson.dumps(e) for e in events(table, version="8")]
+    n = len(values)
+    engine.process(Messages("inf", 0, list(range(n)), values, [JSON] * n, [0.0] * n))
+    engine.close()
+    assert len(sink.dead) == n and {d.code for d, _ in sink.dead} == {"no_baseline"}
+    assert "outside [registry] baseline_dirs" in caplog.text
     reg.close()
