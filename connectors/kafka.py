@@ -17,12 +17,15 @@ libraries come with the ``kafka-python[lz4,snappy,zstd]`` dependency).
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import math
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -52,10 +55,41 @@ MAX_REASON_BYTES = 1024
 MAX_REQUEST_BYTES = 16 << 20
 """Largest record the sink sends: window records are a few kB; a dead letter as large as
 the biggest accepted message (larger ones are sent cut, with ``driftline.truncated``)."""
+RECONNECT_BACKOFF_MAX_MS = 2000
+"""Longest wait between two tries to reach a broker that is down (kafka-python's default,
+30 s, would leave the engine idle that long after the broker is back)."""
+COMMIT_TIMEOUT_MS = 5000
+"""How long an offset commit may wait for the broker before the next checkpoint retries it
+(kafka-python's default is its request timeout, 305 s, during which nothing is polled)."""
+SEND_BLOCK_MS = 10_000
+"""Longest a send waits for topic metadata (a new producer while the broker is down)."""
+RESEND_BACKOFF = (0.5, 10.0)
+"""First and longest wait (seconds) before the sink resends through a new producer."""
 
 
 class KafkaUnavailable(DriftlineError):
     """The broker cannot be reached, or a topic the config names does not exist."""
+
+
+@dataclass(frozen=True)
+class Reset:
+    """A partition's position found out of range (the broker lost or deleted the records
+    there, e.g. a broker restarted without its data) and reset by ``kafka.auto_offset_reset``:
+    the records between the old position and the new one are skipped, or records read
+    before are read again."""
+
+    topic: str
+    partition: int
+    offset: int
+    policy: str
+    at: float
+
+    def describe(self) -> str:
+        when = dt.datetime.fromtimestamp(self.at, dt.UTC).isoformat(timespec="seconds")
+        return (
+            f"offset {self.offset} out of range at {when} (the broker lost or deleted those "
+            f"records); reset to the {self.policy} offset: events may have been skipped"
+        )
 
 
 def _client(cfg: KafkaConfig) -> dict[str, Any]:
@@ -148,7 +182,9 @@ class KafkaSource:
                 **_client(cfg),
                 group_id=cfg.group_id,
                 enable_auto_commit=False,
-                auto_offset_reset=cfg.auto_offset_reset,
+                # out-of-range positions raise here, to be reset by the policy and reported
+                auto_offset_reset="none",
+                reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
                 session_timeout_ms=cfg.session_timeout_ms,
                 heartbeat_interval_ms=max(cfg.session_timeout_ms // 3, 100),
                 max_poll_records=cfg.max_poll_records,
@@ -162,6 +198,7 @@ class KafkaSource:
             ) from None
         self._on_revoked = on_revoked
         self._on_assigned = on_assigned
+        self._resets: list[Reset] = []
 
     def start(self) -> None:
         if self.cfg.mode == "group":
@@ -210,7 +247,18 @@ class KafkaSource:
         return Listener()
 
     def poll(self, timeout_ms: int) -> list[Messages]:
-        polled = self.consumer.poll(timeout_ms=timeout_ms)
+        try:
+            polled = self.consumer.poll(timeout_ms=timeout_ms)
+        except kafka_errors.OffsetOutOfRangeError as exc:  # {partition: offset}
+            for tp, offset in exc.args[0].items():
+                self._reset(tp, offset)
+            return []
+        except kafka_errors.NoOffsetForPartitionError as exc:  # {partition}: never committed
+            for tp in exc.args[0]:
+                self._reset(tp)
+            return []
+        if not polled:
+            self._beyond_the_end()
         out = []
         for tp, records in polled.items():
             if not records:
@@ -226,6 +274,40 @@ class KafkaSource:
                 )
             )
         return out
+
+    def _beyond_the_end(self) -> None:
+        """Positions past their partition's high watermark are out of range too: a broker
+        that lost its data may answer a fetch there with no records and no error (Tansu
+        does), which would leave the engine waiting until the new log reaches the old
+        position and then skip everything before it."""
+        for tp in self.consumer.assignment():
+            high = self.consumer.highwater(tp)
+            # the position without a request (kafka-python 3.0.x's subscription state)
+            state = self.consumer._subscription.assignment.get(tp)
+            position = None if state is None or state.position is None else state.position.offset
+            if high is not None and position is not None and position > high:
+                self._reset(tp, position)
+
+    def _reset(self, tp: TopicPartition, offset: int | None = None) -> None:
+        """Move to the ``kafka.auto_offset_reset`` end of the partition; with ``offset`` (a
+        position found out of range) log and report the gap."""
+        if offset is not None:
+            log.error(
+                "%s/%d: offset %d out of range (the broker lost or deleted those records): "
+                "reset to the %s offset",
+                tp.topic, tp.partition, offset, self.cfg.auto_offset_reset,
+            )  # fmt: skip
+            policy = self.cfg.auto_offset_reset
+            self._resets.append(Reset(tp.topic, tp.partition, offset, policy, time.time()))
+        if self.cfg.auto_offset_reset == "latest":
+            self.consumer.seek_to_end(tp)
+        else:
+            self.consumer.seek_to_beginning(tp)
+
+    def take_resets(self) -> list[Reset]:
+        """The positions reset since the last call."""
+        resets, self._resets = self._resets, []
+        return resets
 
     def highwaters(self) -> dict[Partition, int]:
         """The high watermark of each assigned partition, as of the last fetch (no request
@@ -247,14 +329,17 @@ class KafkaSource:
 
     def commit(self, positions: Mapping[Partition, int]) -> bool:
         """Commit; False when a group rebalance refused it (the offsets are in the checkpoint
-        already: the revoke hook or the next checkpoint commits them)."""
+        already: the revoke hook or the next checkpoint commits them). Raises
+        :class:`KafkaUnavailable` when the broker does not answer in time."""
         if not positions:
             return True
         offsets = {
             TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in positions.items()
         }
         try:
-            self.consumer.commit(offsets)
+            self.consumer.commit(offsets, timeout_ms=COMMIT_TIMEOUT_MS)
+        except (kafka_errors.KafkaTimeoutError, kafka_errors.KafkaConnectionError) as exc:
+            raise KafkaUnavailable(f"cannot commit offsets: {type(exc).__name__}") from None
         except (
             kafka_errors.RebalanceInProgressError,
             kafka_errors.CommitFailedError,
@@ -269,52 +354,89 @@ class KafkaSource:
         self.consumer.close(autocommit=False)
 
 
-class KafkaSink:
-    """Window records and dead letters to Kafka; :meth:`flush` waits for the acks."""
+Record = tuple[str, bytes, "bytes | None", list[tuple[str, bytes]]]
+"""What the sink sends: topic, value, key, headers."""
 
-    def __init__(self, cfg: KafkaConfig, *, flush_timeout: float = 30.0) -> None:
+
+class KafkaSink:
+    """Window records, alerts and dead letters to Kafka; :meth:`flush` waits for the acks.
+
+    Everything sent since the last successful flush is kept until the broker has it. When
+    the broker is gone (or came back without its data, which leaves kafka-python's
+    idempotent producer failed for good), :meth:`flush` backs off, makes a new producer and
+    sends those records again, until they are acknowledged or ``stop`` is set: the engine
+    waits for the broker instead of losing or skipping records (a record may then be
+    published twice, identical)."""
+
+    def __init__(
+        self,
+        cfg: KafkaConfig,
+        *,
+        flush_timeout: float = 30.0,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.cfg = cfg
         self.windows_topic = cfg.topics.windows
         self.dead_letter_topic = cfg.topics.dead_letter
         self.alerts_topic = cfg.topics.alerts
         self.actions_topic = cfg.topics.actions
         self.flush_timeout = flush_timeout
+        self.stop = stop or threading.Event()
+        """Set it to make a :meth:`flush` that is waiting for the broker give up."""
+        self.producer = self._producer()
+        self._unacked: list[Record] = []
+        self._failures: list[BaseException] = []
+
+    def _producer(self) -> KafkaProducer:
         try:
-            self.producer = KafkaProducer(
-                **_client(cfg),
+            return KafkaProducer(
+                **_client(self.cfg),
                 acks="all",
                 linger_ms=20,
                 max_request_size=MAX_REQUEST_BYTES,
                 allow_auto_create_topics=False,
+                reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
+                max_block_ms=SEND_BLOCK_MS,
             )
         except KafkaError as exc:
             raise KafkaUnavailable(
-                f"kafka.bootstrap_servers {cfg.bootstrap_servers}: cannot connect: {exc}"
+                f"kafka.bootstrap_servers {self.cfg.bootstrap_servers}: cannot connect: {exc}"
             ) from None
-        self._failures: list[BaseException] = []
 
-    def _failed(self, exc: BaseException) -> None:
-        self._failures.append(exc)
+    def _send(self, record: Record) -> None:
+        topic, value, key, headers = record
+        producer = self.producer
+        failures = self._failures  # a new list with each new producer: old errbacks go there
+
+        def failed(exc: BaseException) -> None:
+            if producer is self.producer:
+                failures.append(exc)
+
+        try:
+            self.producer.send(topic, value=value, key=key, headers=headers).add_errback(failed)
+        except KafkaError as exc:  # a producer failed for good refuses at once
+            failures.append(exc)
+
+    def _publish(self, record: Record) -> None:
+        self._unacked.append(record)
+        self._send(record)
 
     def publish(self, record: dict[str, Any]) -> None:
         value = orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY)
-        future = self.producer.send(
-            self.windows_topic,
-            value=value,
-            key=str(record["model"]).encode(),
-            headers=[("content-type", b"application/json")],
-        )
-        future.add_errback(self._failed)
+        key = str(record["model"]).encode()
+        self._publish((self.windows_topic, value, key, [("content-type", b"application/json")]))
 
     def publish_alert(self, fingerprint: str, alert: dict[str, Any]) -> None:
         """An alert in driftline's JSON format to the alerts topic, keyed by fingerprint (one
         model version's alerts stay in order on one partition)."""
-        future = self.producer.send(
-            self.alerts_topic,
-            value=orjson.dumps(alert),
-            key=fingerprint.encode(),
-            headers=[("content-type", b"application/json")],
+        self._publish(
+            (
+                self.alerts_topic,
+                orjson.dumps(alert),
+                fingerprint.encode(),
+                [("content-type", b"application/json")],
+            )
         )
-        future.add_errback(self._failed)
 
     def publish_action(self, key: str, document: bytes, timeout: float = 30.0) -> None:
         """An action (JSON) to the actions topic, keyed by model/version; returns once the
@@ -340,18 +462,42 @@ class KafkaSink:
         if len(value) > MAX_REQUEST_BYTES - 64 * 1024:
             value = value[: MAX_REQUEST_BYTES - 64 * 1024]
             headers.append(("driftline.truncated", b"true"))
-        future = self.producer.send(self.dead_letter_topic, value=value, headers=headers)
-        future.add_errback(self._failed)
+        self._publish((self.dead_letter_topic, value, None, headers))
 
-    def flush(self) -> None:
+    def _flushed(self) -> BaseException | None:
+        """Wait for the acks of everything sent; the first failure, if any."""
         try:
             self.producer.flush(timeout=self.flush_timeout)
         except KafkaError as exc:
-            raise KafkaUnavailable(f"cannot publish to Kafka: {exc}") from exc
-        if self._failures:
-            first = self._failures[0]
-            self._failures.clear()
-            raise KafkaUnavailable(f"publishing to Kafka failed: {first}")
+            failure: BaseException = exc
+            return failure
+        return self._failures[0] if self._failures else None
+
+    def flush(self) -> None:
+        """Return once everything published so far is acknowledged. While the broker cannot
+        take it, retry with backoff through a new producer; raise :class:`KafkaUnavailable`
+        only when ``stop`` is set meanwhile."""
+        wait, cap = RESEND_BACKOFF
+        while (failure := self._flushed()) is not None:
+            log.error(
+                "publishing to Kafka failed (%s: %s): %d records sent again in %.1f s",
+                type(failure).__name__, failure, len(self._unacked), wait,
+            )  # fmt: skip
+            if self.stop.wait(wait):
+                raise KafkaUnavailable(f"publishing to Kafka failed: {failure}")
+            wait = min(wait * 2, cap)
+            self.producer.close(timeout=0)
+            self._failures = []
+            try:
+                self.producer = self._producer()
+            except KafkaUnavailable as exc:
+                self._failures.append(exc)
+                continue
+            for record in self._unacked:
+                self._send(record)
+                if self._failures:  # refused at once: back off again
+                    break
+        self._unacked.clear()
 
     def close(self) -> None:
         self.producer.close(timeout=self.flush_timeout)

@@ -16,6 +16,9 @@ Prometheus scrapes; nothing is updated on the hot path. Names and labels are DES
   metric}``
 - ``driftline_window_close_seconds`` (histogram), ``driftline_consumer_lag{topic,partition}``
 - ``driftline_alerts_total{model,severity,state}``, ``driftline_actions_total{action,outcome}``
+- ``driftline_checkpoints_total``, ``driftline_checkpoint_failures_total``,
+  ``driftline_offset_commit_failures_total``, ``driftline_offset_resets_total{topic,
+  partition}`` (faults serve recovered from)
 - ``driftline_ready``, plus the process collector's ``process_*``.
 
 Cardinality is bounded: per-version series for at most ``[metrics] max_versions`` model
@@ -143,6 +146,7 @@ class EngineCollector(Collector):
             value=dropped,
         )
         yield from self._windows(kept)
+        yield from self._faults()
         ready, _ = self.service.readiness()
         yield GaugeMetricFamily(
             "driftline_ready", "1 when the engine is ready (see /readyz)", value=int(ready)
@@ -206,6 +210,29 @@ class EngineCollector(Collector):
             "Actions by kind and outcome",
             ["action", "outcome"],
             (self.actions.snapshot() if self.actions else {}).items(),
+        )
+
+    def _faults(self) -> Iterator[Metric]:
+        f = self.service.faults
+        yield CounterMetricFamily(
+            "driftline_checkpoints_total", "Checkpoints written", value=f.checkpoints
+        )
+        yield CounterMetricFamily(
+            "driftline_checkpoint_failures_total",
+            "Checkpoints that could not be written (offsets not committed; retried)",
+            value=f.checkpoint_failures,
+        )
+        yield CounterMetricFamily(
+            "driftline_offset_commit_failures_total",
+            "Offset commits that failed (broker unreachable; retried at the next checkpoint)",
+            value=f.commit_failures,
+        )
+        yield _family(
+            CounterMetricFamily,
+            "driftline_offset_resets_total",
+            "Positions found out of range and reset by kafka.auto_offset_reset (a gap)",
+            ["topic", "partition"],
+            items(f.offset_resets),
         )
 
     # -- the latest windows --------------------------------------------------------------

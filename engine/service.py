@@ -123,6 +123,20 @@ def feature_summary(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
+@dataclass
+class Faults:
+    """Counts of the faults serve recovered from (``/metrics``), written by the serve loop."""
+
+    checkpoints: int = 0
+    """Checkpoints written."""
+    checkpoint_failures: int = 0
+    """Checkpoints that could not be written (their offsets were not committed)."""
+    commit_failures: int = 0
+    """Offset commits that failed (the broker unreachable); the next checkpoint retries."""
+    offset_resets: dict[tuple[str, int], int] = field(default_factory=dict)
+    """Per partition: positions found out of range and reset (``kafka.auto_offset_reset``)."""
+
+
 class Service:
     """The engine as the API sees it.
 
@@ -152,19 +166,28 @@ class Service:
         self.assigned = False
         """The consumer has its partitions (or the source needs none)."""
         self.problems: dict[str, str] = {}
-        """What keeps the engine from being ready, by component (e.g. ``state``)."""
+        """What keeps the engine from being ready, by component (``state``: the last
+        checkpoint failed; ``kafka``: the last offset commit failed)."""
+        self.notices: dict[str, str] = {}
+        """What readiness reports without being unready for it, by subject (an offset reset
+        of a partition: events may have been skipped)."""
+        self.faults = Faults()
         self.started = time.time()
 
     # -- readiness -----------------------------------------------------------------------
 
     def readiness(self) -> tuple[bool, list[str]]:
+        """Ready when the state is restored, partitions are assigned and no component has
+        a problem; the reasons list the problems, then the notices (which leave it ready)."""
         reasons = []
         if not self.restored:
             reasons.append("state not restored yet")
         if not self.assigned:
             reasons.append("no partitions assigned yet")
-        reasons.extend(f"{k}: {v}" for k, v in sorted(self.problems.items()))
-        return not reasons, reasons
+        reasons.extend(f"{k}: {v}" for k, v in sorted(items(self.problems)))
+        ready = not reasons
+        reasons.extend(f"{k}: {v}" for k, v in sorted(items(self.notices)))
+        return ready, reasons
 
     # -- models --------------------------------------------------------------------------
 

@@ -44,9 +44,11 @@ def mlflow_executable() -> Path | None:
 
 
 @contextmanager
-def mlflow_server(executable: Path, directory: Path) -> Iterator[str]:
-    """Run ``mlflow server`` with its store in ``directory``; yield its http:// address."""
-    port = free_port()
+def mlflow_server(executable: Path, directory: Path, port: int | None = None) -> Iterator[str]:
+    """Run ``mlflow server`` with its store in ``directory`` on ``port`` (default: a free
+    one; the same port and directory again bring a stopped server back); yield its http://
+    address."""
+    port = port or free_port()
     address = f"http://127.0.0.1:{port}"
     log = directory / "mlflow.log"
     command = [
