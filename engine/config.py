@@ -256,6 +256,8 @@ class ModelConfig:
     baseline: Path | None
     versions: Mapping[str, Path] = field(default_factory=dict)
     categorical: tuple[str, ...] = ()
+    """Columns expected to be categorical: checked against every baseline named here (a
+    column of another type or missing is a config error)."""
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     """``[models.proxy]``: proxy metrics, their change detectors and rules."""
 
@@ -448,11 +450,26 @@ def _resolve(base: Path, value: str) -> Path:
     return p if p.is_absolute() else base / p
 
 
-def _check_baseline(key: str, path: Path) -> None:
+def _check_baseline(key: str, path: Path) -> bl.Baseline:
     try:
-        bl.load(path)
+        return bl.load(path)
     except BaselineError as exc:
         raise ConfigError(f"{key}: {exc}") from None
+
+
+def _check_categorical(key: str, names: tuple[str, ...], path: Path, b: bl.Baseline) -> None:
+    """``categorical``: the columns the user expects to be categorical are so in the
+    baseline (types are fixed when it is built: ``driftline baseline build --categorical``)."""
+    for name in names:
+        try:
+            column = b.column(name)
+        except KeyError:
+            raise ConfigError(f"{key}: {name!r} is not a column of the baseline {path}") from None
+        if column.kind != "categorical":
+            raise ConfigError(
+                f"{key}: {name!r} is {column.kind} in the baseline {path}; rebuild it with "
+                f"driftline baseline build --categorical {name}"
+            )
 
 
 def _models(
@@ -467,14 +484,17 @@ def _models(
             raise ConfigError(f"{t.path}.name: model '{name}' is configured twice")
         default = t.optional_string("baseline")
         baseline = _resolve(base, default) if default else None
+        categorical = t.strings("categorical")
         if baseline is not None:
-            _check_baseline(f"{t.path}.baseline", baseline)
+            loaded = _check_baseline(f"{t.path}.baseline", baseline)
+            _check_categorical(f"{t.path}.categorical", categorical, baseline, loaded)
         versions: dict[str, Path] = {}
         vt = t.table("versions")
         for version in list(vt.data):
             v = vt.table(version)
             path = _resolve(base, v.string("baseline", required=True))
-            _check_baseline(f"{v.path}.baseline", path)
+            loaded = _check_baseline(f"{v.path}.baseline", path)
+            _check_categorical(f"{t.path}.categorical", categorical, path, loaded)
             versions[version] = path
             v.done()
         vt.done()
@@ -485,7 +505,7 @@ def _models(
             )
         out.append(
             ModelConfig(
-                name, baseline, versions, t.strings("categorical"), _proxy(t.table("proxy"))
+                name, baseline, versions, categorical, _proxy(t.table("proxy"))
             )
         )
         t.done()

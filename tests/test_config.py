@@ -31,7 +31,8 @@ def folder(tmp_path: Path) -> Path:
     import pyarrow as pa
 
     rng = np.random.default_rng(0)
-    b, _ = build_from_batches(pa.table({"x": rng.normal(size=500)}).to_batches(), BuildOptions())
+    table = pa.table({"x": rng.normal(size=500), "country": rng.choice(["DE", "FR"], 500)})
+    b, _ = build_from_batches(table.to_batches(), BuildOptions(categorical=("country",)))
     bl.save(b, tmp_path / "fraud.dlb")
     bl.save(b, tmp_path / "fraud-v8.dlb")
     return tmp_path
@@ -389,3 +390,21 @@ def test_kafka_off_needs_the_api_with_a_token(folder: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert "kafka disabled: events over POST /v1/events only" in r.stdout
     assert "labels from the API" in r.stdout
+
+
+def test_categorical_columns_are_checked_against_the_baselines(folder: Path) -> None:
+    ok = MINIMAL + 'categorical = ["country"]\n'
+    assert config.load(write(folder, ok)).models[0].categorical == ("country",)
+    with pytest.raises(
+        ConfigError, match=r"models\[0\].categorical: 'x' is numeric in the baseline"
+    ):
+        config.load(write(folder, MINIMAL + 'categorical = ["x"]\n'))
+    with pytest.raises(ConfigError, match=r"'device' is not a column of the baseline"):
+        text = MINIMAL.replace(
+            'baseline = "fraud.dlb"', '[models.versions."8"]\nbaseline = "fraud-v8.dlb"'
+        )
+        config.load(
+            write(
+                folder, text.replace('name = "fraud"', 'name = "fraud"\ncategorical = ["device"]')
+            )
+        )
