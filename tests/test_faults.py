@@ -539,7 +539,8 @@ def test_webhook_receiver_and_mlflow_down_and_back(
         register(reg, "fraud", "1", data / "fraud.dlb")
         reg.close()
     extra = (
-        f"[registry]\nurl = 'mlflow+{address}?timeout=2'\n[health]\nhysteresis = 1\n"
+        f"[registry]\nurl = 'mlflow+{address}?timeout=2'\nbaseline_dirs = ['{data}']\n"
+        "[health]\nhysteresis = 1\n"
         "[alerts]\nretry_base = '0.2s'\nretry_cap = '1s'\n[[alerts.receivers]]\n"
         f"name = 'oncall'\nurl = '{hook.url}'\nsecret_env = 'HOOK_SECRET'\n"
     )
