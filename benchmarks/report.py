@@ -331,6 +331,37 @@ def _detection_section(path: Path) -> list[str]:
                 f"| {det} | {fam} | {d['detected']}/{d['changes']} "
                 f"| {'-' if md is None else f'{md:,.0f}'} | {'-' if fa is None else f'{fa:,.0f}'} |"
             )
+    flat = [
+        n
+        for n, e in r["streams"].items()
+        if abs(e["error_rate_after"] - e["error_rate_before"]) < 0.01
+        and abs(e["label_rate_after"] - e["label_rate_before"]) < 0.01
+    ]
+    lines += [
+        "",
+        "Per stream, the fixed model's error rate and the positive-label rate before → after "
+        "the change: "
+        + "; ".join(
+            f"{n} {e['error_rate_before']:.3f} → {e['error_rate_after']:.3f}, "
+            f"{e['label_rate_before']:.3f} → {e['label_rate_after']:.3f}"
+            for n, e in r["streams"].items()
+        )
+        + ".",
+    ]
+    if flat:
+        lines.append(
+            f"In {', '.join(flat)} neither changes by 0.01: the two hyperplanes gave the model "
+            "the same error, so no detector should fire there and the alarms counted as "
+            "detections on those streams are chance alarms."
+        )
+    lines += [
+        "",
+        "driftline's defaults watch the distributions of features, score and label against "
+        "the training baseline; these river streams change P(label | features) only, so "
+        "replay cannot see them. driftline watches errors only through the label join of "
+        "`driftline serve` (realised accuracy per performance window, through Page-Hinkley), "
+        "which this benchmark does not drive yet.",
+    ]
     b = r["bar"]
     missed = b["missed_but_caught_by_a_peer"]
     lines += [
