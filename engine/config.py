@@ -503,11 +503,7 @@ def _models(
                 f"{t.path}.baseline is required (or one per version under versions, or a "
                 "[registry] that links baselines to versions)"
             )
-        out.append(
-            ModelConfig(
-                name, baseline, versions, categorical, _proxy(t.table("proxy"))
-            )
-        )
+        out.append(ModelConfig(name, baseline, versions, categorical, _proxy(t.table("proxy"))))
         t.done()
     return tuple(out)
 
