@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import math
 import os
+import threading
+import weakref
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -162,6 +164,34 @@ def _rate(num: int, den: int) -> float | None:
     return num / den if den else None
 
 
+_SHARED: dict[int, tuple[weakref.ref[Baseline], NumericColumns]] = {}
+_SHARED_LOCK = threading.RLock()  # the weakref callback may run in a collection under it
+
+
+def shared_numeric_columns(baseline: Baseline) -> NumericColumns:
+    """The numeric references of ``baseline`` laid out for the kernels (samples, CDF
+    integrals, edges: tens of MB for a large baseline), built once per baseline object and
+    shared, read-only, by every monitor of it: 50 model versions on one baseline file hold
+    one copy, not 50. Dropped with the baseline."""
+    key = id(baseline)
+    with _SHARED_LOCK:
+        hit = _SHARED.get(key)
+        if hit is not None and hit[0]() is baseline:
+            return hit[1]
+        numeric = [c for c in baseline.monitored if isinstance(c.reference, NumericReference)]
+        columns = NumericColumns(
+            [c.name for c in numeric],
+            [c.reference for c in numeric if isinstance(c.reference, NumericReference)],
+        )
+
+        def forget(_: object, key: int = key) -> None:
+            with _SHARED_LOCK:
+                _SHARED.pop(key, None)
+
+        _SHARED[key] = (weakref.ref(baseline, forget), columns)
+        return columns
+
+
 @dataclass
 class Monitor:
     """Windows of one model version against its baseline."""
@@ -196,11 +226,7 @@ class Monitor:
         if self._pool is None and workers > 1:
             self._pool = ThreadPoolExecutor(workers, "driftline-column")
         self._workers = workers if self._pool is not None else 1
-        numeric = [c for c in self.baseline.monitored if isinstance(c.reference, NumericReference)]
-        self._numeric = NumericColumns(
-            [c.name for c in numeric],
-            [c.reference for c in numeric if isinstance(c.reference, NumericReference)],
-        )
+        self._numeric = shared_numeric_columns(self.baseline)
 
     def close(self) -> None:
         if self._pool is not None and self._own_pool:

@@ -243,3 +243,20 @@ def test_unknown_config_keys_for_the_engine_are_refused(data: Path, tmp_path: Pa
         config(data, tmp_path, window='duration = "60s"\nstep = "25s"')
     with pytest.raises(ConfigError, match=r"events\.bogus: unknown key"):
         config(data, tmp_path, extra="[events]\nbogus = 'x'\n")
+
+
+def test_monitors_of_one_baseline_share_its_prepared_references(data: Path) -> None:
+    """Many model versions on one baseline file hold one copy of its prepared numeric
+    references (the soak benchmark's 50 models took ~2.9 GB before); another baseline
+    object gets its own."""
+    base = bl.load(data / "fraud.dlb")
+    policy = policy_for(base)
+    a = Monitor(base, policy, "fraud", "7", threads=1)
+    b = Monitor(base, policy, "fraud", "8", threads=1)
+    assert a._numeric is b._numeric
+    other = bl.load(data / "fraud.dlb")
+    c = Monitor(other, policy, "fraud", "9", threads=1)
+    assert c._numeric is not a._numeric
+    assert c._numeric.samples.tobytes() == a._numeric.samples.tobytes()
+    for m in (a, b, c):
+        m.close()
