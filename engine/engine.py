@@ -35,7 +35,7 @@ from driftline import baseline as bl
 from driftline.baseline import Baseline
 from driftline.config import Config, WindowConfig
 from driftline.events import MESSAGE, DeadLetter, Decoded, FieldMap, decode_batch, decode_labels
-from driftline.exceptions import BaselineError
+from driftline.exceptions import BaselineError, RegistryError
 from driftline.health import Change, Health, HealthTracker
 from driftline.monitor import Monitor, Prepared, policy_for, resolve_columns
 from driftline.proxy import ProxyBaseline, ProxyConfig, ProxyTracker
@@ -358,8 +358,8 @@ class Engine:
             return None
         try:
             baseline = self.resolver.resolve(model, version)
-        except BaselineError as exc:
-            log.error("model %r version %r: %s", model, version, exc)
+        except (BaselineError, RegistryError) as exc:  # a bad file, a registry that is down
+            log.error("model %r version %r: no baseline: %s", model, version, exc)
             baseline = None
         if baseline is None:
             return None

@@ -188,3 +188,22 @@ def test_registry_baselines_are_confined_to_baseline_dirs(
     assert len(sink.dead) == n and {d.code for d, _ in sink.dead} == {"no_baseline"}
     assert "outside [registry] baseline_dirs" in caplog.text
     reg.close()
+
+
+def test_a_registry_that_is_down_dead_letters_a_new_versions_events(
+    data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Resolving a new version's baseline while the registry (here MLflow on a port nobody
+    listens on) is down is no crash: its events are dead-lettered and counted."""
+    from brokers import free_port
+
+    cfg = cfgmod.load(write_config(tmp_path, "[registry]\nurl = 'sqlite:///reg.db'\n"))
+    reg = open_registry(f"mlflow+http://127.0.0.1:{free_port()}?timeout=1", tmp_path)
+    engine = Engine(cfg, MemorySink(), RegistryBaselines(reg, ConfigBaselines(cfg)))
+    values = [orjson.dumps(e) for e in events(pq.read_table(data / "serving.parquet").slice(0, 50))]
+    n = len(values)
+    engine.process(Messages("inf", 0, list(range(n)), values, [JSON] * n, [0.0] * n))
+    engine.close()
+    assert engine.counters.invalid["no_baseline"] == n
+    assert "no baseline:" in caplog.text
+    reg.close()
