@@ -17,6 +17,16 @@ from driftline.events import JSON
 FEATURES = ("amount", "age", "hour", "items", "country", "device")
 
 
+def topics_for(name: str) -> dict[str, str]:
+    """The input, output, dead-letter and alert topics of one test, named after it."""
+    return {
+        "inference": f"{name}-in",
+        "windows": f"{name}-win",
+        "dead_letter": f"{name}-dlq",
+        "alerts": f"{name}-alerts",
+    }
+
+
 def create_topics(broker: str, names: Iterable[str], partitions: int = 1, **kw: Any) -> None:
     admin = KafkaAdminClient(bootstrap_servers=broker, **kw)
     try:

@@ -36,7 +36,15 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 from kafka import KafkaConsumer, TopicPartition
-from kafka_io import create_topics, events, produce_events, producer, read_all, write_config
+from kafka_io import (
+    create_topics,
+    events,
+    produce_events,
+    producer,
+    read_all,
+    topics_for,
+    write_config,
+)
 from mlflow_server import mlflow_executable, mlflow_server
 from prometheus_client.parser import text_string_to_metric_families
 from receivers import HookServer
@@ -165,15 +173,6 @@ def engine(config: Path, port: int, *args: str, **kw: Any) -> Iterator[Engine]:
         yield e
     finally:
         e.kill()
-
-
-def topics_for(name: str) -> dict[str, str]:
-    return {
-        "inference": f"{name}-in",
-        "windows": f"{name}-win",
-        "dead_letter": f"{name}-dlq",
-        "alerts": f"{name}-alerts",
-    }
 
 
 def setup(

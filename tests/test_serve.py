@@ -29,6 +29,7 @@ from kafka_io import (
     produce_json,
     producer,
     read_all,
+    topics_for,
     write_config,
 )
 from receivers import HookServer
@@ -80,15 +81,6 @@ def replayed(data: Path) -> list[dict[str, Any]]:
     assert r.returncode == 0, r.stderr
     records = [json.loads(line) for line in r.stdout.splitlines()]
     return [rec for rec in records if not rec["window"]["partial"]]
-
-
-def topics_for(name: str) -> dict[str, str]:
-    return {
-        "inference": f"{name}-in",
-        "windows": f"{name}-win",
-        "dead_letter": f"{name}-dlq",
-        "alerts": f"{name}-alerts",
-    }
 
 
 def stream_setup(broker: str, name: str, data: Path, tmp_path: Path) -> tuple[dict[str, str], Path]:
