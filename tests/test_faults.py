@@ -178,8 +178,9 @@ def engine(config: Path, port: int, *args: str, **kw: Any) -> Iterator[Engine]:
 def setup(
     broker: str, name: str, data: Path, tmp_path: Path, extra: str = "", interval: str = "1s"
 ) -> tuple[dict[str, str], Path, int]:
-    """Fresh topics, and a config reading them with its API on a free port."""
-    topics = topics_for(name)
+    """Fresh topics (named fault-NAME: the session's broker is shared with
+    tests/test_serve.py), and a config reading them with its API on a free port."""
+    topics = topics_for(f"fault-{name}")
     create_topics(broker, topics.values())
     port = free_port()
     cfg = write_config(
@@ -469,7 +470,7 @@ def test_broker_killed_and_restarted_empty_the_engine_reconnects_and_reports_the
     and 12-17 (after) equal replay's: the state lost nothing across the broker's loss."""
     port = free_port()
     evs = serving_events(data)
-    topics = topics_for("restart")
+    topics = topics_for("fault-restart")
     bootstrap = f"127.0.0.1:{port}"
     cfg = write_config(
         tmp_path / "restart.toml", bootstrap, topics, data / "fraud.dlb", tmp_path / "state",
