@@ -578,8 +578,15 @@ def test_webhook_receiver_and_mlflow_down_and_back(
                 wait_for(lambda: set(hook.delivered()) == ids, "every alert delivered")
                 reg = MlflowRegistry(f"mlflow+{address}")
                 try:
-                    tags = wait_for(  # the change made while MLflow was down
-                        lambda: (t := reg.model("fraud").versions[0].tags) != first and t,
+                    # the latest change, made while MLflow was down (retried writes may
+                    # pass through the earlier ones first)
+                    latest = changes[-1]["to"]
+                    tags = wait_for(
+                        lambda: (
+                            (t := reg.model("fraud").versions[0].tags) != first
+                            and t.get(HEALTH_TAG) == latest
+                            and t
+                        ),
                         "MLflow's health tags brought up to date",
                     )
                 finally:
