@@ -40,7 +40,12 @@ def psi(r: np.ndarray, c: np.ndarray) -> float:
 def js(r: np.ndarray, c: np.ndarray) -> float:
     if r.sum() == 0 or c.sum() == 0:
         return float("nan")
-    return float(jensenshannon(r, c, base=2))
+    # SciPy takes sqrt(divergence / 2) without clipping: for nearly equal vectors rounding
+    # can make the divergence a tiny negative number and the distance NaN. The divergence
+    # is >= 0 (Lin 1991), so that NaN is a rounded 0.
+    with np.errstate(invalid="ignore"):
+        d = float(jensenshannon(r, c, base=2))
+    return 0.0 if np.isnan(d) else d
 
 
 def ks(ref: np.ndarray, cur: np.ndarray) -> tuple[float, float]:
