@@ -59,6 +59,7 @@ from replay import (  # noqa: E402
     log,
     machine_info,
     run_timed,
+    workload_command,
 )
 
 # (label, virtualenv, _peer_run tool, mode, KS computed on exact values?)
@@ -161,20 +162,7 @@ def main(argv: list[str] | None = None) -> int:
 
     log("== workload (drift: ramp)")
     p = subprocess.run(
-        [
-            sys.executable,
-            str(HERE / "workload.py"),
-            "--rows",
-            str(rows),
-            "--ref-rows",
-            str(ref_rows),
-            "--seed",
-            str(a.seed),
-            "--drift",
-            "ramp",
-            "--cache",
-            str(cache),
-        ],
+        workload_command(rows, ref_rows, a.seed, cache, "--drift", "ramp"),
         stdout=subprocess.PIPE,
         text=True,
         cwd=REPO_ROOT,

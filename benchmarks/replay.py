@@ -334,6 +334,15 @@ def print_report(res: dict[str, Any]) -> None:
 # ----------------------------------------------------------------------------- main
 
 
+def workload_command(rows: int, ref_rows: int, seed: int, cache: Path, *extra: str) -> list[str]:
+    """``benchmarks/workload.py`` generating (or finding in ``cache``) the seeded workload;
+    it prints the workload's description as JSON."""
+    return [
+        sys.executable, str(HERE / "workload.py"), "--rows", str(rows), "--ref-rows",
+        str(ref_rows), "--seed", str(seed), "--cache", str(cache), *extra,
+    ]  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="driftline replay benchmark vs NumPy/SciPy")
     ap.add_argument("--rows", type=int, default=None, help="serving rows (default 1,000,000)")
@@ -381,18 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     output = a.output or RESULTS_DIR / ("replay-quick.json" if a.quick else "replay.json")
 
     log("== workload")
-    wl_cmd = [
-        sys.executable,
-        str(HERE / "workload.py"),
-        "--rows",
-        str(rows),
-        "--ref-rows",
-        str(ref_rows),
-        "--seed",
-        str(a.seed),
-        "--cache",
-        str(cache),
-    ]
+    wl_cmd = workload_command(rows, ref_rows, a.seed, cache)
     if a.drift_start is not None:
         wl_cmd += ["--drift-start", str(a.drift_start)]
     t0 = time.perf_counter()

@@ -30,7 +30,7 @@ import tempfile
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
@@ -577,6 +577,43 @@ def _pct(value: Any) -> str:
     return "–" if v is None else f"{v:.1%}"
 
 
+def _chart_figure(
+    items: Mapping[str, Any],
+    draw: Callable[[Axes, str, Any], None],
+    title: Callable[[str], str],
+    label: str,
+    caption: str,
+) -> str:
+    """One chart per item, two to a row, in one figure of the drifted-features section."""
+    fig, axes = _grid(len(items), 2, 2.8)
+    for ax, (name, item) in zip(axes, items.items(), strict=True):
+        draw(ax, name, item)
+        ax.set_title(title(name))
+    return _figure(_svg(fig, label), caption, "histograms")
+
+
+def _baseline_columns(
+    names: Sequence[str], baseline: Baseline | None, s: Series
+) -> tuple[dict[str, Column], dict[str, str]]:
+    """The baseline's columns of ``names`` to draw the training distribution from, and why
+    each of the others cannot be drawn."""
+    if baseline is None:
+        why = "the record has no bins, and no baseline was given (--baseline FILE draws the "
+        return {}, dict.fromkeys(names, why + "training distribution)")
+    if (baseline.model, baseline.version) not in ((None, None), (s.model, s.version)):
+        why = f"the baseline is of model {baseline.model} version {baseline.version}"
+        return {}, dict.fromkeys(names, why)
+    drawable: dict[str, Column] = {}
+    reasons: dict[str, str] = {}
+    pred = baseline.prediction
+    for n in names:
+        try:
+            drawable[n] = pred if n == PREDICTION and pred else baseline.column(n)
+        except KeyError:
+            reasons[n] = f"the baseline has no column {n!r}"
+    return drawable, reasons
+
+
 def _histograms(s: Series, baseline: Baseline | None, default: float) -> str:
     last = s.skew[-1] if s.skew else None
     if last is None:
@@ -587,61 +624,36 @@ def _histograms(s: Series, baseline: Baseline | None, default: float) -> str:
     if not drifted:
         return _note(f"No feature drifted in the last window ({index}).")
     binned = {n: cols[n]["bins"] for n in drifted if isinstance(cols[n].get("bins"), dict)}
+    rest = [n for n in drifted if n not in binned]  # records written before bins existed
+    drawable, reasons = _baseline_columns(rest, baseline, s) if rest else ({}, {})
+
+    def title(name: str) -> str:
+        return f"{name}: {_verdict(cols[name], default)} in window {index}"
+
     parts = []
     if binned:
-        fig, axes = _grid(len(binned), 2, 2.8)
-        for ax, (name, bins) in zip(axes, binned.items(), strict=True):
-            _bins_chart(ax, name, bins)
-            ax.set_title(f"{name}: {_verdict(cols[name], default)} in window {index}")
-        svg = _svg(fig, f"{s.model} {s.version}: training and window distributions")
         parts.append(
-            _figure(
-                svg,
+            _chart_figure(
+                binned,
+                _bins_chart,
+                title,
+                f"{s.model} {s.version}: training and window distributions",
                 f"Training (grey) against window {index} (red) on the training's bins, for the "
                 f"features that drifted: {', '.join(binned)}. Numeric features use the PSI "
                 "bins (quantiles of training), categorical ones the top training categories "
                 f"and {escape(OTHER)}.",
-                "histograms",
             )
         )
-    rest = [n for n in drifted if n not in binned]  # records written before bins existed
-    reasons: dict[str, str] = {}
-    drawable: dict[str, Column] = {}
-    usable = baseline if rest else None
-    if rest and baseline is None:
-        for n in rest:
-            reasons[n] = (
-                "the record has no bins, and no baseline was given (--baseline FILE draws "
-                "the training distribution)"
-            )
-    elif baseline is not None and (baseline.model, baseline.version) not in (
-        (None, None),
-        (s.model, s.version),
-    ):
-        usable = None
-        for n in rest:
-            reasons[n] = f"the baseline is of model {baseline.model} version {baseline.version}"
-    if usable is not None:
-        pred = usable.prediction
-        for n in rest:
-            try:
-                drawable[n] = pred if n == PREDICTION and pred else usable.column(n)
-            except KeyError:
-                reasons[n] = f"the baseline has no column {n!r}"
     if drawable:
-        fig, axes = _grid(len(drawable), 2, 2.8)
-        for ax, (name, column) in zip(axes, drawable.items(), strict=True):
-            entry = cols[name]
-            _reference_chart(ax, column, entry)
-            ax.set_title(f"{name}: {_verdict(entry, default)} in window {index}")
-        svg = _svg(fig, f"{s.model} {s.version}: training distribution of drifted features")
         parts.append(
-            _figure(
-                svg,
+            _chart_figure(
+                drawable,
+                lambda ax, name, column: _reference_chart(ax, column, cols[name]),
+                title,
+                f"{s.model} {s.version}: training distribution of drifted features",
                 f"The training distribution (from the baseline) of the features that drifted in "
                 f"window {index} whose records carry no bins: {', '.join(drawable)}; the box "
                 "gives the window's figures from its record.",
-                "histograms",
             )
         )
     if reasons:
