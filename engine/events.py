@@ -606,6 +606,10 @@ def _label_rows(
         except (pa.ArrowException, OSError) as exc:
             reason = f"not an Arrow IPC stream: {str(exc)[:200]}"
             return DeadLetter(value, reason, "bad_arrow"), 0
+        twice = _duplicate(table.column_names)
+        if twice is not None:
+            reason = f"Arrow label batch has two columns named '{twice}'"
+            return DeadLetter(value, reason, "bad_arrow"), 0
         ids, labels = _at(table, fields.id), _at(table, fields.label)
         if ids is None or labels is None:
             reason = f"Arrow label batch needs columns {fields.id!r} and {fields.label!r}"
