@@ -14,6 +14,15 @@ Defaults, and why (see docs/statistics.md for the longer story):
   as Evidently does for small data, they decide on a test: KS for numeric, χ² for
   categorical, at ``alpha = 0.05`` after Benjamini-Hochberg correction across the features
   of the window.
+* Windows of that size also flag a feature whose **shift test** is significant at the strict
+  level ``shift_alpha = 1e-5`` with an effect above a floor: for numeric features Welch's
+  test for a shift of the mean (:mod:`~driftline.detectors.location`) with
+  ``|mean_shift| ≥ min_mean_shift = 0.02`` reference standard deviations, for categorical
+  ones the χ² test with ``linf ≥ min_linf = 0.005``. A slow drift starts far below PSI 0.1
+  (a 0.05-std mean shift gives PSI ≈ 0.0025) but is already plain to a test on 10,000 rows
+  (z ≈ 4.8); the level is strict so that a monitor of 25 features closing 100 windows a day
+  raises a false flag about once in 40 days (25 · 100 · 1e-5), and the floors keep very
+  large windows from flagging shifts too small to matter. ``shift_alpha = 0`` turns it off.
 * A window shows **dataset drift** when at least ``drift_share = 0.5`` of its features drift
   (Evidently's default share).
 * Thresholds calibrated for a baseline (``driftline baseline build --calibrate``) replace
@@ -36,6 +45,9 @@ DEFAULT_THRESHOLD = 0.1
 DEFAULT_MIN_ROWS_FOR_DISTANCE = 1000
 DEFAULT_ALPHA = 0.05
 DEFAULT_DRIFT_SHARE = 0.5
+DEFAULT_SHIFT_ALPHA = 1e-5
+DEFAULT_MIN_MEAN_SHIFT = 0.02
+DEFAULT_MIN_LINF = 0.005
 
 
 class Statistic(enum.StrEnum):
@@ -59,6 +71,7 @@ class Method(enum.StrEnum):
 
     DISTANCE = "distance"
     TEST = "test"
+    """A p-value: KS or χ² after BH correction (small windows), or the shift test."""
     NONE = "none"
     """No values to decide on (empty window, or the column is absent)."""
 
@@ -71,11 +84,14 @@ class FeatureDecision:
     drift: bool
     method: Method
     statistic: str
-    """Name of the field decided on (a distance, ``ks_pvalue`` or ``chi2_pvalue``)."""
+    """Name of the field decided on (a distance, ``ks_pvalue``, ``chi2_pvalue`` or
+    ``mean_pvalue``)."""
     value: float
     threshold: float
-    """Distance threshold, or alpha for a test (applied to the BH-adjusted p-value)."""
+    """Distance threshold, or alpha for a test (applied to the BH-adjusted p-value of the
+    small-window tests, to the p-value itself for the shift test)."""
     adjusted_pvalue: float = math.nan
+    """BH-adjusted p-value (small-window tests only; NaN otherwise)."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +115,9 @@ class DriftPolicy:
     min_rows_for_distance: int = DEFAULT_MIN_ROWS_FOR_DISTANCE
     alpha: float = DEFAULT_ALPHA
     drift_share: float = DEFAULT_DRIFT_SHARE
+    shift_alpha: float = DEFAULT_SHIFT_ALPHA
+    min_mean_shift: float = DEFAULT_MIN_MEAN_SHIFT
+    min_linf: float = DEFAULT_MIN_LINF
     calibrated: Mapping[str, float] = field(default_factory=dict)
     """Per-feature thresholds on the feature's decision statistic, from calibration."""
 
@@ -117,6 +136,12 @@ class DriftPolicy:
             raise ValueError(f"alpha must be in (0, 1), got {self.alpha}")
         if not 0 < self.drift_share <= 1:
             raise ValueError(f"drift_share must be in (0, 1], got {self.drift_share}")
+        if not 0 <= self.shift_alpha < 1:
+            raise ValueError(f"shift_alpha must be in [0, 1), got {self.shift_alpha}")
+        for name in ("min_mean_shift", "min_linf"):
+            value = getattr(self, name)
+            if not (value >= 0 and math.isfinite(value)):
+                raise ValueError(f"{name} must be a number >= 0, got {value}")
 
     def statistic_for(self, stats: FeatureStatistics) -> Statistic:
         if isinstance(stats, NumericStatistics):
@@ -125,6 +150,20 @@ class DriftPolicy:
 
     def threshold_for(self, name: str) -> float:
         return self.calibrated.get(name, self.threshold)
+
+    def shift(self, stats: FeatureStatistics) -> FeatureDecision | None:
+        """The shift test's flag on a window decided by distance, or None."""
+        if self.shift_alpha <= 0:
+            return None
+        if isinstance(stats, NumericStatistics):
+            name, p = "mean_pvalue", stats.mean_pvalue
+            effect = abs(stats.mean_shift) >= self.min_mean_shift  # NaN compares False
+        else:
+            name, p = "chi2_pvalue", stats.chi2_pvalue
+            effect = stats.linf >= self.min_linf
+        if effect and p < self.shift_alpha:
+            return FeatureDecision(True, Method.TEST, name, float(p), self.shift_alpha)
+        return None
 
     def decide(self, window: Mapping[str, FeatureStatistics | None]) -> WindowDecision:
         """Decide every feature of one window, then the dataset.
@@ -142,9 +181,12 @@ class DriftPolicy:
                 stat = self.statistic_for(stats)
                 value = float(getattr(stats, stat.value))
                 limit = self.threshold_for(name)
-                decisions[name] = FeatureDecision(
+                decided = FeatureDecision(
                     bool(value >= limit), Method.DISTANCE, stat.value, value, limit
                 )
+                if not decided.drift:
+                    decided = self.shift(stats) or decided
+                decisions[name] = decided
             elif isinstance(stats, NumericStatistics):
                 tested.append((name, "ks_pvalue", stats.ks_pvalue))
             else:

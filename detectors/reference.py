@@ -68,6 +68,11 @@ class NumericReference:
     def missing_rate(self) -> float:
         return self.missing / self.count if self.count else 0.0
 
+    @property
+    def finite(self) -> int:
+        """Finite training values (the ones ``mean`` and ``std`` are of)."""
+        return self.count - self.missing - self.nonfinite
+
 
 @dataclass(frozen=True, eq=False)
 class CategoricalReference:

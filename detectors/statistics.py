@@ -14,6 +14,7 @@ from .chi2 import _chi2
 from .ecdf import ks_w1_merge, ks_w1_sorted
 from .jensen_shannon import _js_distance
 from .linf import _linf
+from .location import mean_shift_test
 from .psi import PSI_EPSILON, _psi
 from .quality import bucket_counts, out_of_range_sorted
 from .reference import CategoricalReference, NumericReference
@@ -35,6 +36,10 @@ class NumericStatistics:
     ks_pvalue: float
     js_distance: float
     wasserstein: float
+    mean_shift: float
+    """(window mean − reference mean) / reference std (:mod:`~driftline.detectors.location`)."""
+    mean_pvalue: float
+    """Two-sided p-value of Welch's test for a shift of the mean."""
     missing: int
     nonfinite: int
     out_of_range: int
@@ -94,16 +99,32 @@ def numeric_statistics_sorted(
     """:func:`numeric_statistics` of a window already reduced to its sorted finite values
     (what :func:`~driftline.detectors.sorting.finite_sorted` returns), so that one sort
     serves several references."""
-    psi, d, p, js, w1, oor, counts = _numeric_compare(
-        ref.sample, ref.integral, ref.edges, ref.proportions, ref.min, ref.max, ref.std, cur
+    psi, d, p, js, w1, shift, mp, oor, counts = _numeric_compare(
+        ref.sample,
+        ref.integral,
+        ref.edges,
+        ref.proportions,
+        ref.min,
+        ref.max,
+        ref.mean,
+        ref.std,
+        ref.finite,
+        cur,
     )
     return numeric_result(
-        (psi, d, p, js, w1), oor, counts, count, cur.shape[0], missing, nonfinite, type_errors
+        (psi, d, p, js, w1, shift, mp),
+        oor,
+        counts,
+        count,
+        cur.shape[0],
+        missing,
+        nonfinite,
+        type_errors,
     )
 
 
 def numeric_result(
-    values: tuple[float, float, float, float, float],
+    values: tuple[float, float, float, float, float, float, float],
     out_of_range: int,
     bin_counts: NDArray[np.int64],
     count: int,
@@ -112,8 +133,9 @@ def numeric_result(
     nonfinite: int,
     type_errors: int,
 ) -> NumericStatistics:
-    """The statistics object from a kernel's (PSI, KS, KS p-value, JS, normed W1)."""
-    psi, d, p, js, w1 = values
+    """The statistics object from a kernel's (PSI, KS, KS p-value, JS, normed W1, mean
+    shift, mean-shift p-value)."""
+    psi, d, p, js, w1, shift, mp = values
     return NumericStatistics(
         count=count,
         n=n,
@@ -122,6 +144,8 @@ def numeric_result(
         ks_pvalue=float(p),
         js_distance=float(js),
         wasserstein=float(w1),
+        mean_shift=float(shift),
+        mean_pvalue=float(mp),
         missing=missing,
         nonfinite=nonfinite,
         out_of_range=out_of_range,
@@ -138,9 +162,11 @@ def _numeric_compare(
     props: NDArray[np.float64],
     lo: float,
     hi: float,
+    mean: float,
     std: float,
+    finite: int,
     cur: NDArray[np.float64],
-) -> tuple[float, float, float, float, float, int, NDArray[np.int64]]:
+) -> tuple[float, float, float, float, float, float, float, int, NDArray[np.int64]]:
     """Every statistic of one sorted finite window against one reference, in one compiled
     call: the engine runs many columns on several threads, and each return to Python must
     take the interpreter lock back, so fewer, larger calls scale better."""
@@ -148,18 +174,21 @@ def _numeric_compare(
     counts = _bin_counts_sorted(cur, edges)
     if n == 0 or sample.shape[0] == 0:
         nan = math.nan
-        return nan, nan, nan, nan, nan, 0, counts
+        return nan, nan, nan, nan, nan, nan, nan, 0, counts
     cur_props = counts / n
     d, w1 = ks_w1_sorted(sample, integral, cur)
     p = ks_2samp_asymp_pvalue(d, sample.shape[0], n)
     oor = out_of_range_sorted(cur, lo, hi)
     norm = std if std > 0 and math.isfinite(std) else 1.0
+    shift, mp = mean_shift_test(cur, mean, std, finite)
     return (
         _psi(props, cur_props, PSI_EPSILON),
         d,
         p,
         _js_distance(props, cur_props),
         w1 / norm,
+        shift,
+        mp,
         oor,
         counts,
     )
@@ -180,9 +209,16 @@ def numeric_statistics_between(
     built from ``prev`` (its bins on ``edges``, its own std for the normed W1 and its own
     range for out-of-range), computed by merging the two windows."""
     counts = _bin_counts_sorted(cur, edges)
-    psi, d, p, js, w1, oor = _compare_samples(prev, edges, cur, counts)
+    psi, d, p, js, w1, shift, mp, oor = _compare_samples(prev, edges, cur, counts)
     return numeric_result(
-        (psi, d, p, js, w1), oor, counts, count, cur.shape[0], missing, nonfinite, type_errors
+        (psi, d, p, js, w1, shift, mp),
+        oor,
+        counts,
+        count,
+        cur.shape[0],
+        missing,
+        nonfinite,
+        type_errors,
     )
 
 
@@ -192,17 +228,19 @@ def _compare_samples(
     edges: NDArray[np.float64],
     cur: NDArray[np.float64],
     cur_counts: NDArray[np.int64],
-) -> tuple[float, float, float, float, float, int]:
-    """PSI, KS statistic and p-value, JS distance, normed W1 and out-of-range count of the
-    sorted finite window ``cur`` (binned: ``cur_counts``) against the sorted finite ``prev``."""
+) -> tuple[float, float, float, float, float, float, float, int]:
+    """PSI, KS statistic and p-value, JS distance, normed W1, mean shift and its p-value,
+    and out-of-range count of the sorted finite window ``cur`` (binned: ``cur_counts``)
+    against the sorted finite ``prev``."""
     n = cur.shape[0]
     big_m = prev.shape[0]
     if n == 0 or big_m == 0:
         nan = math.nan
-        return nan, nan, nan, nan, nan, 0
+        return nan, nan, nan, nan, nan, nan, nan, 0
     props = _bin_counts_sorted(prev, edges) / big_m
     cur_props = cur_counts / n
     std = 0.0  # a constant window (sorted: first == last), whatever the rounding of its mean
+    mean = prev[0]
     if prev[0] != prev[big_m - 1]:
         mean = prev.sum() / big_m
         var = 0.0
@@ -211,12 +249,15 @@ def _compare_samples(
         std = math.sqrt(var / big_m)
     d, w1 = ks_w1_merge(prev, cur)
     norm = std if std > 0 and math.isfinite(std) else 1.0
+    shift, mp = mean_shift_test(cur, mean, std, big_m)
     return (
         _psi(props, cur_props, PSI_EPSILON),
         d,
         ks_2samp_asymp_pvalue(d, big_m, n),
         _js_distance(props, cur_props),
         w1 / norm,
+        shift,
+        mp,
         out_of_range_sorted(cur, prev[0], prev[big_m - 1]),
     )
 

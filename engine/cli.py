@@ -154,6 +154,12 @@ def _parser() -> argparse.ArgumentParser:
         help="share of drifted features for dataset drift (default 0.5)",
     )
     r.add_argument(
+        "--shift-alpha",
+        type=float,
+        help="level of the shift test (mean shift / chi-square) that flags a slow drift "
+        "before its distance reaches the threshold (default 1e-5; 0 turns it off)",
+    )
+    r.add_argument(
         "--threads",
         type=_count,
         default=0,
@@ -545,6 +551,7 @@ def _replay(args: argparse.Namespace) -> int:
         min_rows=args.min_rows,
         alpha=args.alpha,
         drift_share=args.drift_share,
+        shift_alpha=args.shift_alpha,
         threads=args.threads,
     )
     if args.format == "html":

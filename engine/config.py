@@ -90,14 +90,19 @@ class _Table:
             raise ConfigError(f"{self._name(key)} must be one of {list(options)}, got {value!r}")
         return value
 
-    def number(self, key: str, default: float, *, low: float, high: float) -> float:
+    def number(
+        self, key: str, default: float, *, low: float, high: float, with_low: bool = False
+    ) -> float:
+        """A number in (low, high], or [low, high] with ``with_low``."""
         value = self._get(key)
         if value is None:
             return default
-        if isinstance(value, bool) or not isinstance(value, int | float) or not low < value <= high:
-            raise ConfigError(
-                f"{self._name(key)} must be a number in ({low}, {high}], got {value!r}"
-            )
+        inside = isinstance(value, int | float) and (
+            (low <= value if with_low else low < value) and value <= high
+        )
+        if isinstance(value, bool) or not inside:
+            bounds = f"{'[' if with_low else '('}{low}, {high}]"
+            raise ConfigError(f"{self._name(key)} must be a number in {bounds}, got {value!r}")
         return float(value)
 
     def duration(self, key: str) -> float | None:
@@ -689,6 +694,11 @@ def _policy(t: _Table) -> DriftPolicy:
             min_rows_for_distance=t.integer("min_rows_for_distance", 1000, minimum=0),
             alpha=t.number("alpha", 0.05, low=0.0, high=0.5),
             drift_share=t.number("drift_share", 0.5, low=0.0, high=1.0),
+            shift_alpha=t.number("shift_alpha", 1e-5, low=0.0, high=0.5, with_low=True),
+            min_mean_shift=t.number(
+                "min_mean_shift", 0.02, low=0.0, high=float("inf"), with_low=True
+            ),
+            min_linf=t.number("min_linf", 0.005, low=0.0, high=1.0, with_low=True),
         )
     except ValueError as exc:
         raise ConfigError(f"{t.path}: {exc}") from None

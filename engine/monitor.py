@@ -396,7 +396,7 @@ class Monitor:
         reasons += [
             f"{name}: {d.statistic} {d.value:.4g} {'>=' if d.method is Method.DISTANCE else '<'} "
             f"{d.threshold:.4g}"
-            + (f" (BH-adjusted p {d.adjusted_pvalue:.3g})" if d.method is Method.TEST else "")
+            + (f" (BH-adjusted p {d.adjusted_pvalue:.3g})" if _adjusted(d) else "")
             for name, d in decision.features.items()
             if d.drift
         ]
@@ -476,6 +476,8 @@ class Monitor:
                 "ks_pvalue": _num(s.ks_pvalue),
                 "js_distance": _num(s.js_distance),
                 "wasserstein": _num(s.wasserstein),
+                "mean_shift": _num(s.mean_shift),
+                "mean_pvalue": _num(s.mean_pvalue),
                 "missing_rate": _rate(s.missing, s.count),
                 "nonfinite_rate": _rate(s.nonfinite, s.count),
                 "out_of_range_rate": _rate(s.out_of_range, s.n),
@@ -498,6 +500,11 @@ class Monitor:
             "statistic": d.statistic or None,
             "threshold": _num(d.threshold),
         }
-        if d.method is Method.TEST:
+        if _adjusted(d):
             entry["decision"]["adjusted_pvalue"] = _num(d.adjusted_pvalue)
         return entry
+
+
+def _adjusted(d: FeatureDecision) -> bool:
+    """A small-window test decided, on a BH-adjusted p-value (the shift test has none)."""
+    return d.method is Method.TEST and not math.isnan(d.adjusted_pvalue)

@@ -39,12 +39,16 @@ def _offsets(lengths: Sequence[int]) -> I64:
 
 
 @kernel
-def _store(row: F64, psi: float, d: float, p: float, js: float, w1: float) -> None:
+def _store(
+    row: F64, psi: float, d: float, p: float, js: float, w1: float, shift: float, mp: float
+) -> None:
     row[0] = psi
     row[1] = d
     row[2] = p
     row[3] = js
     row[4] = w1
+    row[5] = shift
+    row[6] = mp
 
 
 @kernel
@@ -59,7 +63,9 @@ def _compare_columns(
     props: F64,
     lo: F64,
     hi: F64,
+    mean: F64,
     std: F64,
+    finite: I64,
     values: F64,
     v_off: I64,
     present: NDArray[np.bool_],
@@ -96,18 +102,27 @@ def _compare_columns(
             cur, n_nan, n_inf = finite_sorted(values[v0 : v_off[item + 1]])
             n = cur.shape[0]
             out_sorted[v0 : v0 + n] = cur
-            psi, d, p, js, w1, oor, counts = _numeric_compare(
-                sample, integral, col_edges, col_props, lo[c], hi[c], std[c], cur
+            psi, d, p, js, w1, shift, mp, oor, counts = _numeric_compare(
+                sample,
+                integral,
+                col_edges,
+                col_props,
+                lo[c],
+                hi[c],
+                mean[c],
+                std[c],
+                finite[c],
+                cur,
             )
             counts_out[c_off[item] : c_off[item] + counts.shape[0]] = counts
-            _store(stats[item, 0], psi, d, p, js, w1)
+            _store(stats[item, 0], psi, d, p, js, w1, shift, mp)
             ints[item, 0] = n_nan
             ints[item, 1] = n_inf
             ints[item, 2] = n
             ints[item, 3] = oor
             if have:  # without a window before, the row stays NaN (and 0 out of range)
-                psi, d, p, js, w1, oor = _compare_samples(before, col_edges, cur, counts)
-                _store(stats[item, 1], psi, d, p, js, w1)
+                psi, d, p, js, w1, shift, mp, oor = _compare_samples(before, col_edges, cur, counts)
+                _store(stats[item, 1], psi, d, p, js, w1, shift, mp)
                 ints[item, 4] = oor
             before = out_sorted[v0 : v0 + n]
             have = True
@@ -139,7 +154,9 @@ class NumericColumns:
         self.props = np.concatenate([r.proportions for r in refs]) if refs else np.empty(0)
         self.lo = np.array([r.min for r in refs], dtype=np.float64)
         self.hi = np.array([r.max for r in refs], dtype=np.float64)
+        self.mean = np.array([r.mean for r in refs], dtype=np.float64)
         self.std = np.array([r.std for r in refs], dtype=np.float64)
+        self.finite = np.array([r.finite for r in refs], dtype=np.int64)
         self.bins = [r.edges.shape[0] + 1 for r in refs]
 
     def compare(
@@ -169,7 +186,7 @@ class NumericColumns:
         c_off = _offsets([self.bins[c] for c in range(n_cols) for _ in range(n_win)])
         out_sorted = np.empty(joined.shape[0])
         counts_out = np.zeros(int(c_off[-1]), dtype=np.int64)
-        stats = np.full((len(items), 2, 5), math.nan)
+        stats = np.full((len(items), 2, 7), math.nan)
         ints = np.zeros((len(items), 5), dtype=np.int64)
 
         def run(cols: I64) -> None:
@@ -184,7 +201,9 @@ class NumericColumns:
                 self.props,
                 self.lo,
                 self.hi,
+                self.mean,
                 self.std,
+                self.finite,
                 joined,
                 v_off,
                 present,

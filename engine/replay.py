@@ -37,6 +37,7 @@ class ReplayOptions:
     min_rows: int | None = None
     alpha: float | None = None
     drift_share: float | None = None
+    shift_alpha: float | None = None
     threads: int = 0
 
 
@@ -50,6 +51,8 @@ def _policy(opts: ReplayOptions) -> DriftPolicy:
         kwargs["alpha"] = opts.alpha
     if opts.drift_share is not None:
         kwargs["drift_share"] = opts.drift_share
+    if opts.shift_alpha is not None:
+        kwargs["shift_alpha"] = opts.shift_alpha
     try:
         return DriftPolicy(**kwargs)  # type: ignore[arg-type]
     except ValueError as exc:

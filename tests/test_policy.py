@@ -127,7 +127,8 @@ def test_policy_validation_names_the_parameter() -> None:
 def test_wasserstein_policy_uses_its_own_threshold() -> None:
     rng = np.random.default_rng(2)
     ref = numeric_reference(rng.normal(size=50_000))
-    det = NumericDriftDetector(ref, Statistic.WASSERSTEIN, threshold=0.2)
+    distance_only = DriftPolicy(Statistic.WASSERSTEIN, threshold=0.2, shift_alpha=0)
+    det = NumericDriftDetector(ref, policy=distance_only)
     assert not det.update(rng.normal(0.1, 1, 5000)).drift_detected
     assert det.update(rng.normal(0.3, 1, 5000)).drift_detected
     assert det.decision is not None and det.decision.statistic == "wasserstein"

@@ -1,0 +1,74 @@
+"""A test for a shift of the mean: more powerful than KS when drift moves a feature's
+location, which is how slow upstream drift usually starts.
+
+For a window of ``n`` finite values with mean ``x̄`` and sample variance ``s²`` against a
+reference of ``N`` values with mean ``μ`` and standard deviation ``σ``:
+
+* ``mean_shift = (x̄ − μ) / σ``, the shift in reference standard deviations (an effect
+  size, like Cohen's d with the reference's spread);
+* ``mean_pvalue``: the two-sided p-value of Welch's statistic
+  ``z = (x̄ − μ) / √(s²/n + σ²/N)`` (Welch 1947, *Biometrika* 34:28), read from the normal
+  distribution, ``p = erfc(|z| / √2)``. With the window sizes the engine decides on
+  (``min_rows_for_distance``, 1000 by default) the t distribution's correction is below
+  1 % of p for |z| < 4, and the test is asymptotically exact for any distribution with a
+  finite variance (central limit theorem); heavy tails slow that convergence.
+
+Compared with KS on a pure location shift of normal data, the mean test needs about 0.64×
+the sample size for the same power (KS's Pitman efficiency relative to the t test is
+2/π ≈ 0.64: Hájek, Šidák & Sen 1999, *Theory of Rank Tests*, §7.4), so the same alpha flags
+a slow ramp a window or two earlier.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ._jit import kernel
+
+__all__ = ["mean_shift_test"]
+
+
+@kernel
+def mean_shift_test(
+    cur: NDArray[np.float64], ref_mean: float, ref_std: float, ref_n: int
+) -> tuple[float, float]:
+    """``(mean_shift, mean_pvalue)`` of the finite values ``cur`` against a reference of
+    ``ref_n`` values with mean ``ref_mean`` and population standard deviation ``ref_std``
+    (what :class:`~driftline.detectors.NumericReference` keeps; its sample variance is
+    ``ref_std² · N / (N − 1)``).
+
+    NaN when either side has fewer than 2 values or the reference's moments are not finite.
+    A constant reference gives a shift of 0 when the window's mean equals its value and
+    ±inf otherwise; when both variances are 0 the p-value is 1 for equal means and 0 for
+    different ones.
+    """
+    n = cur.shape[0]
+    nan = math.nan
+    if n < 2 or ref_n < 2 or not (math.isfinite(ref_mean) and math.isfinite(ref_std)):
+        return nan, nan
+    mean = 0.0
+    for x in cur:
+        mean += x
+    mean /= n
+    ss = 0.0
+    for x in cur:
+        ss += (x - mean) * (x - mean)
+    var = ss / (n - 1)
+    diff = mean - ref_mean
+    if ref_std > 0:
+        shift = diff / ref_std
+    elif diff == 0:
+        shift = 0.0
+    else:
+        shift = math.inf if diff > 0 else -math.inf
+    ref_var = ref_std * ref_std * ref_n / (ref_n - 1)
+    se = math.sqrt(var / n + ref_var / ref_n)
+    if se == 0 or not math.isfinite(se):
+        if not math.isfinite(se):
+            return shift, nan
+        return shift, 1.0 if diff == 0 else 0.0
+    z = diff / se
+    return shift, math.erfc(abs(z) / math.sqrt(2.0))
