@@ -8,9 +8,10 @@ reference of ``N`` values with mean ``μ`` and standard deviation ``σ``:
   size, like Cohen's d with the reference's spread);
 * ``mean_pvalue``: the two-sided p-value of Welch's statistic
   ``z = (x̄ − μ) / √(s²/n + σ²/N)`` (Welch 1947, *Biometrika* 34:28), read from the normal
-  distribution, ``p = erfc(|z| / √2)``. With the window sizes the engine decides on
-  (``min_rows_for_distance``, 1000 by default) the t distribution's correction is below
-  1 % of p for |z| < 4, and the test is asymptotically exact for any distribution with a
+  distribution, ``p = erfc(|z| / √2)``. On the window sizes the policy tests it on
+  (``min_rows_for_distance``, 1000 by default) this is within about 10 % of the t
+  distribution's p-value near p = 1e-5 at 1000 values, and 2 % at 10,000 (tested against
+  SciPy's Welch t-test). The test is asymptotically exact for any distribution with a
   finite variance (central limit theorem); heavy tails slow that convergence.
 
 Compared with KS on a pure location shift of normal data, the mean test needs about 0.64×
@@ -41,6 +42,7 @@ def mean_shift_test(
     ``ref_std² · N / (N − 1)``).
 
     NaN when either side has fewer than 2 values or the reference's moments are not finite.
+    A constant window's mean is its value exactly.
     A constant reference gives a shift of 0 when the window's mean equals its value and
     ±inf otherwise; when both variances are 0 the p-value is 1 for equal means and 0 for
     different ones.
@@ -50,13 +52,20 @@ def mean_shift_test(
     if n < 2 or ref_n < 2 or not (math.isfinite(ref_mean) and math.isfinite(ref_std)):
         return nan, nan
     mean = 0.0
+    lo, hi = cur[0], cur[0]
     for x in cur:
         mean += x
-    mean /= n
-    ss = 0.0
-    for x in cur:
-        ss += (x - mean) * (x - mean)
-    var = ss / (n - 1)
+        lo = min(lo, x)
+        hi = max(hi, x)
+    var = 0.0
+    if lo == hi:  # constant: exactly its value, whatever the rounding of the sum
+        mean = lo
+    else:
+        mean /= n
+        ss = 0.0
+        for x in cur:
+            ss += (x - mean) * (x - mean)
+        var = ss / (n - 1)
     diff = mean - ref_mean
     if ref_std > 0:
         shift = diff / ref_std

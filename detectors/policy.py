@@ -181,12 +181,12 @@ class DriftPolicy:
                 stat = self.statistic_for(stats)
                 value = float(getattr(stats, stat.value))
                 limit = self.threshold_for(name)
-                decided = FeatureDecision(
+                by_distance = FeatureDecision(
                     bool(value >= limit), Method.DISTANCE, stat.value, value, limit
                 )
-                if not decided.drift:
-                    decided = self.shift(stats) or decided
-                decisions[name] = decided
+                if not by_distance.drift:
+                    by_distance = self.shift(stats) or by_distance
+                decisions[name] = by_distance
             elif isinstance(stats, NumericStatistics):
                 tested.append((name, "ks_pvalue", stats.ks_pvalue))
             else:

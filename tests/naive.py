@@ -6,6 +6,8 @@ SciPy does, so an error in the kernels' merge-free walks cannot hide here.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
@@ -75,12 +77,36 @@ def chi2(counts: np.ndarray, r: np.ndarray) -> tuple[float, float]:
     return float(res.statistic), float(res.pvalue)
 
 
+def mean_shift(ref: np.ndarray, cur: np.ndarray) -> tuple[float, float]:
+    """Welch's z for a shift of the mean, written out (Welch 1947): (x̄ − μ) / √(s²/n + S²/N)
+    with both sample variances (ddof 1), two-sided p from the normal distribution; the shift
+    in the reference's population standard deviations."""
+    r, c = finite(ref), finite(cur)
+    if r.size < 2 or c.size < 2:
+        return math.nan, math.nan
+    constant = c.min() == c.max()  # a constant sample is its value exactly, std 0
+    ref_constant = r.min() == r.max()
+    ref_mean = float(r[0]) if ref_constant else float(r.mean())
+    diff = (float(c[0]) if constant else float(c.mean())) - ref_mean
+    sd = 0.0 if ref_constant else float(r.std())
+    shift = diff / sd if sd > 0 else (0.0 if diff == 0 else math.copysign(math.inf, diff))
+    var = 0.0 if constant else float(c.var(ddof=1))
+    ref_var = 0.0 if ref_constant else float(r.var(ddof=1))
+    se = math.sqrt(var / c.size + ref_var / r.size)
+    if se == 0:
+        return shift, 1.0 if diff == 0 else 0.0
+    return shift, float(2 * stats.norm.sf(abs(diff / se)))
+
+
 def numeric_window(ref: np.ndarray, cur: np.ndarray, bins: int = 10) -> dict[str, float]:
     e = edges(ref, bins)
     r, c = props(ref, e), props(cur, e)
     d, p = ks(ref, cur)
+    shift, mean_p = mean_shift(ref, cur)
     empty = finite(cur).size == 0
     return {
+        "mean_shift": shift,
+        "mean_pvalue": mean_p,
         "psi": float("nan") if empty else psi(r, c),
         "js_distance": float("nan") if empty else js(r, c),
         "ks_statistic": d,

@@ -145,6 +145,13 @@ def test_policy_values_are_checked(folder: Path) -> None:
         config.load(write(folder, MINIMAL + '[policy]\nnumeric_statistic = "linf"\n'))
     with pytest.raises(ConfigError, match=r"policy.alpha must be a number in \(0.0, 0.5\]"):
         config.load(write(folder, MINIMAL + "[policy]\nalpha = 0.9\n"))
+    with pytest.raises(ConfigError, match=r"policy.shift_alpha must be a number in \[0.0, 0.5\]"):
+        config.load(write(folder, MINIMAL + "[policy]\nshift_alpha = -1e-5\n"))
+    with pytest.raises(ConfigError, match=r"policy.min_linf must be a number in \[0.0, 1.0\]"):
+        config.load(write(folder, MINIMAL + '[policy]\nmin_linf = "0.1"\n'))
+    off = config.load(write(folder, MINIMAL + "[policy]\nshift_alpha = 0\nmin_mean_shift = 0\n"))
+    assert off.policy.shift_alpha == 0.0 and off.policy.min_mean_shift == 0.0
+    assert config.load(write(folder, MINIMAL)).policy.shift_alpha == 1e-5
 
 
 def test_duplicate_models_and_corrupt_baseline(folder: Path) -> None:

@@ -3,6 +3,8 @@ SciPy, the dataset share, and calibrated thresholds hitting their false-alarm ra
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -21,6 +23,7 @@ from driftline.detectors import (
     benjamini_hochberg,
     categorical_reference,
     numeric_reference,
+    numeric_statistics,
 )
 from driftline.monitor import policy_for
 
@@ -153,3 +156,57 @@ def test_calibrated_thresholds_hit_the_false_alarm_rate(rate: float) -> None:
     alarms = sum(xs.update(rng.gamma(2.0, size=800)).drift_detected for _ in range(n))
     band = 3.3 * np.sqrt(rate * (1 - rate) / n) + 0.006
     assert abs(alarms / n - rate) < band
+
+
+# -- the shift test --------------------------------------------------------------------------
+
+
+def test_shift_test_flags_a_slow_mean_shift_below_the_distance_threshold() -> None:
+    """A 0.06-std shift on 10,000 rows: PSI ≈ 0.004, far below 0.1, but Welch's z ≈ 6."""
+    rng = np.random.default_rng(21)
+    ref = numeric_reference(rng.normal(size=100_000))
+    det = NumericDriftDetector(ref)
+    assert det.update(rng.normal(0.06, 1.0, 10_000)).drift_detected
+    d = det.decision
+    assert d is not None and d.method is Method.TEST and d.statistic == "mean_pvalue"
+    assert d.value < 1e-5 and d.threshold == 1e-5 and math.isnan(d.adjusted_pvalue)
+    # the distance alone does not see it, and shift_alpha = 0 turns the test off
+    assert det._stats is not None and det._stats.psi < 0.02
+    off = NumericDriftDetector(ref, policy=DriftPolicy(shift_alpha=0))
+    assert not off.update(rng.normal(0.06, 1.0, 10_000)).drift_detected
+    # an undrifted window does not flag
+    assert not det.update(rng.normal(0.0, 1.0, 10_000)).drift_detected
+
+
+def test_shift_test_needs_the_effect_floor_on_huge_windows() -> None:
+    """On 2,000,000 rows against 1,000,000 a 0.012-std shift is significant (z ≈ 10) but
+    below the 0.02 floor."""
+    rng = np.random.default_rng(22)
+    ref = numeric_reference(rng.normal(size=1_000_000))
+    s = numeric_statistics(ref, rng.normal(0.012, 1.0, 2_000_000))
+    assert s.mean_pvalue < 1e-5 and abs(s.mean_shift) < 0.02
+    assert not DriftPolicy().decide({"x": s}).features["x"].drift
+    assert DriftPolicy(min_mean_shift=0.005).decide({"x": s}).features["x"].drift
+
+
+def test_shift_test_on_categories_uses_chi2_with_the_linf_floor() -> None:
+    """A 4 % move of the mix towards the rarest category: PSI ≈ 0.03 < 0.1, χ² p ≈ 0."""
+    levels = ["a", "b", "c", "d"]
+    ref = categorical_reference(list(np.repeat(levels, [4000, 3000, 2000, 1000])))
+    window = list(np.repeat(levels, [3600, 2800, 1900, 1700]))
+    det = CategoricalDriftDetector(ref)
+    det.update(window)
+    d = det.decision
+    assert d is not None and d.drift and d.statistic == "chi2_pvalue"
+    assert det._stats is not None and det._stats.psi < 0.1 and det._stats.linf >= 0.005
+    strict = CategoricalDriftDetector(ref, policy=DriftPolicy(min_linf=0.1))
+    assert not strict.update(window).drift_detected
+
+
+def test_shift_policy_values_are_checked() -> None:
+    with pytest.raises(ValueError, match="shift_alpha must be in"):
+        DriftPolicy(shift_alpha=1.0)
+    with pytest.raises(ValueError, match="min_mean_shift must be a number >= 0"):
+        DriftPolicy(min_mean_shift=-0.1)
+    with pytest.raises(ValueError, match="min_linf must be a number >= 0"):
+        DriftPolicy(min_linf=math.nan)
