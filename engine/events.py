@@ -380,7 +380,9 @@ def read_arrow(value: bytes) -> pa.Table:
 
 def _check_names(f: pa.Field) -> None:
     """Raise :class:`pyarrow.ArrowInvalid` if a field name, at any depth, is not UTF-8
-    (pyarrow would raise UnicodeDecodeError wherever the name is read)."""
+    (pyarrow would raise UnicodeDecodeError wherever the name is read), or a field is a
+    union: no event field is one, and pyarrow's struct_field kernel crashed the process on
+    an empty batch with a ``dense_union<>`` feature (found by fuzz/arrow_events.py)."""
     try:
         f.name  # noqa: B018 (decoded on access)
     except UnicodeDecodeError as exc:
@@ -388,6 +390,8 @@ def _check_names(f: pa.Field) -> None:
     t = f.type
     if pa.types.is_dictionary(t):
         t = t.value_type
+    if pa.types.is_union(t):
+        raise pa.ArrowInvalid(f"column '{f.name}' is a union ({t}), which events cannot hold")
     for i in range(t.num_fields):
         _check_names(t.field(i))
 

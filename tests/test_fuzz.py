@@ -1174,6 +1174,22 @@ def test_regression_arrow_label_batch_with_two_id_columns() -> None:
     assert "two columns named 'id'" in out.dead[0].reason
 
 
+def test_regression_arrow_union_feature_in_an_empty_batch() -> None:
+    # Found by fuzz/arrow_events.py (atheris, seed 7). Input: an Arrow stream of no record
+    # batches whose "features" struct has a child of type dense_union<>. Before: pyarrow's
+    # struct_field kernel segfaulted the process on it. Now: union columns are refused when
+    # the stream is read, one dead letter.
+    features = pa.struct([("amount", pa.dense_union([])), ("id", pa.string())])
+    schema = pa.schema([("model", pa.string()), ("version", pa.string()), ("features", features)])
+    sink = pa.BufferOutputStream()
+    pa.ipc.new_stream(sink, schema).close()  # the schema, then no record batch
+    data = sink.getvalue().to_pybytes()
+    out = decode_arrow(data, FIELDS, NOW, message=0)
+    assert [d.code for d in out.dead] == ["not_arrow"] and "union" in out.dead[0].reason
+    labels = decode_labels([data], [ARROW], FIELDS)
+    assert [d.code for d in labels.dead] == ["bad_arrow"]
+
+
 def test_regression_arrow_label_beyond_pythons_years() -> None:
     # Input: an Arrow label batch whose label is a timestamp of 2**62 seconds. Before:
     # to_pylist raised OverflowError out of decode_labels. Now: one dead letter.
