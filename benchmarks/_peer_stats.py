@@ -194,7 +194,9 @@ def experiment(
         return -z_of(min(max(p, 1e-300), 1 - 1e-16))  # Φ⁻¹(1 − p), without 1 − p rounding
 
     rules: dict[str, Any] = {
-        "PSI >= 0.1 alone (the default before the shift test)": lambda e: (e.get("psi") or 0) >= 0.1,
+        "PSI >= 0.1 alone (the default before the shift test)": lambda e: (
+            (e.get("psi") or 0) >= 0.1
+        ),
         "KS / chi-square p < 0.05 / 25 (Bonferroni over features)": lambda e: (
             _p(e) < 0.05 / n_features
         ),
