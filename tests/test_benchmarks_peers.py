@@ -55,7 +55,7 @@ def test_driftline_and_scipy_paths_agree(tmp_path: Path, bench_modules) -> None:
     assert d["undrifted_feature_windows"] == 18 * 10 + 7 * 5
     assert set(d["delays_windows"]) == set(drifted)
     exp = peer_stats.experiment(dl, 5, drifted, 2_000, 25)
-    assert "PSI >= 0.1 (driftline's default)" in exp
+    assert "PSI >= 0.1 alone (the default before the shift test)" in exp
 
 
 def test_agreement_marks_missing_statistics_na(bench_modules) -> None:  # type: ignore[no-untyped-def]
