@@ -50,7 +50,15 @@ import pyarrow.parquet as pq
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from replay import DEFAULT_CACHE, REPO_ROOT, RESULTS_DIR, find_driftline, log, machine_info  # noqa: E402
+from replay import (  # noqa: E402
+    DEFAULT_CACHE,
+    REPO_ROOT,
+    RESULTS_DIR,
+    find_driftline,
+    log,
+    machine_info,
+    replay_command,
+)
 
 ALIBI_PYTHON = REPO_ROOT / ".venv-bench-alibi" / "bin" / "python"
 
@@ -204,20 +212,8 @@ def driftline_alarms(
         build += ["--categorical", ",".join(s["categorical"])]
     subprocess.run(build, check=True, cwd=REPO_ROOT, capture_output=True)
     out = directory / f"{name}.windows.jsonl"
-    replay = [
-        *driftline,
-        "replay",
-        str(directory / f"{name}.serving.parquet"),
-        "--baseline",
-        str(baseline),
-        "--window",
-        str(window),
-        "--format",
-        "jsonl",
-        "-o",
-        str(out),
-        "-q",
-    ]
+    serving = directory / f"{name}.serving.parquet"
+    replay = replay_command(driftline, serving, baseline, window, out, "-q")
     subprocess.run(replay, check=True, cwd=REPO_ROOT, capture_output=True)
     records = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
     alarms = []

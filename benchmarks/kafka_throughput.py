@@ -32,6 +32,7 @@ import logging
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -176,7 +177,20 @@ def engine_alone(config: Path, serving: pa.Table, rows: int) -> float:
     return run(Engine(cfg, _NoSink()), values)
 
 
-def write_config(path: Path, broker: str, topic: str, baseline: Path, state: Path, w: int) -> Path:
+def write_config(
+    path: Path,
+    broker: str,
+    topic: str,
+    baseline: Path,
+    state: Path,
+    w: int,
+    *,
+    models: Sequence[str] = ("bench",),
+    extra: str = "",
+) -> Path:
+    """An engine config reading ``topic`` in assign mode, windows of ``w`` events, each of
+    ``models`` on ``baseline``; ``extra`` holds more tables (e.g. ``[api]``)."""
+    tables = "".join(f'[[models]]\nname = "{m}"\nbaseline = "{baseline}"\n' for m in models)
     path.write_text(
         f"""[kafka]
 bootstrap_servers = "{broker}"
@@ -192,10 +206,7 @@ alerts = "alerts"
 dir = "{state}"
 [window]
 size = {w}
-[[models]]
-name = "bench"
-baseline = "{baseline}"
-"""
+{extra}{tables}"""
     )
     return path
 

@@ -58,9 +58,12 @@ from replay import (  # noqa: E402
     load_jsonl,
     log,
     machine_info,
+    replay_command,
     run_timed,
+    timed_runs,
     workload_command,
 )
+from replay import summarise as summarise_runs  # noqa: E402
 
 # (label, virtualenv, _peer_run tool, mode, KS computed on exact values?)
 PEERS = [
@@ -91,17 +94,9 @@ QUIET_ENV = {
 
 
 def summarise(runs: list[dict[str, Any]], rows: int, n_features: int) -> dict[str, Any]:
-    wall = statistics.median(r["wall_s"] for r in runs)
-    out = {
-        "wall_s": wall,
-        "wall_s_min": min(r["wall_s"] for r in runs),
-        "rows_per_s": rows / wall,
-        "feature_values_per_s": rows * n_features / wall,
-        "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
-        "cpu_s": statistics.median(r["cpu_s"] for r in runs),
-        "repeats": len(runs),
-        "runs": runs,
-    }
+    """:func:`replay.summarise`, with the number of runs and the median fit + compute time
+    the tools report themselves."""
+    out = {**summarise_runs(runs, rows, n_features), "repeats": len(runs)}
     inner = [r["meta"]["compute_s"] + r["meta"]["fit_s"] for r in runs if r.get("meta")]
     if inner:
         out["fit_compute_s"] = statistics.median(inner)
@@ -111,21 +106,15 @@ def summarise(runs: list[dict[str, Any]], rows: int, n_features: int) -> dict[st
 def timed(
     label: str, cmd: list[str], logfile: Path, env: dict[str, str], repeat: int, out: Path | None
 ) -> list[dict[str, Any]]:
-    runs = []
-    for k in range(repeat):
-        log(f"== {label} (timed, run {k + 1}/{repeat})")
-        r = run_timed(cmd, logfile, env)
-        check(r, label, logfile)
-        if out is not None:
-            rows = load_jsonl(out)
-            if rows and "meta" in rows[-1]:
-                r["meta"] = rows[-1]["meta"]
-        log(f"  {r['wall_s']:.2f} s, peak RSS {r['peak_rss_mb']:.0f} MB")
-        runs.append(r)
-        if r["wall_s"] > SLOW_S and k + 1 < repeat:
-            log(f"  slower than {SLOW_S:.0f} s: not repeated")
-            break
-    return runs
+    """:func:`replay.timed_runs`, each run with the ``meta`` line its tool wrote last in
+    ``out`` (fit and compute times), and not repeated after a run slower than SLOW_S."""
+
+    def read_meta(r: dict[str, Any]) -> None:
+        rows = load_jsonl(out) if out is not None else []
+        if rows and "meta" in rows[-1]:
+            r["meta"] = rows[-1]["meta"]
+
+    return timed_runs(label, cmd, logfile, env, repeat, on_run=read_meta, stop_above_s=SLOW_S)
 
 
 def windows_of(path: Path) -> list[dict[str, Any]]:
@@ -208,20 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         build = run_timed(build_cmd, cache / "baseline_build.log", env)
         check(build, "baseline build", cache / "baseline_build.log")
         out = cache / "driftline_replay.jsonl"
-        replay_cmd = [
-            *driftline,
-            "replay",
-            wl["serving"],
-            "--baseline",
-            str(baseline),
-            "--window",
-            str(a.window),
-            "--format",
-            "jsonl",
-            "-o",
-            str(out),
-            "-q",
-        ]
+        replay_cmd = replay_command(driftline, wl["serving"], baseline, a.window, out, "-q")
         log("== driftline replay (warm-up, untimed: fills the Numba cache)")
         check(run_timed(replay_cmd, cache / "warmup.log", env), "warm-up", cache / "warmup.log")
         runs = timed("driftline replay", replay_cmd, cache / "replay.log", env, a.repeat, None)

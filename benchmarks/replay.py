@@ -34,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -231,16 +232,30 @@ def machine_info() -> dict[str, Any]:
 
 
 def timed_runs(
-    label: str, cmd: list[str], log_path: Path, env: dict[str, str], repeat: int
+    label: str,
+    cmd: list[str],
+    log_path: Path,
+    env: dict[str, str],
+    repeat: int,
+    *,
+    on_run: Callable[[dict[str, Any]], None] | None = None,
+    stop_above_s: float | None = None,
 ) -> list[dict[str, Any]]:
-    """``repeat`` timed runs of ``cmd``, each checked and logged."""
+    """``repeat`` timed runs of ``cmd``, each checked and logged; ``on_run`` is called with
+    each run's figures (to add what the run wrote), and a run slower than ``stop_above_s``
+    is the last."""
     runs = []
     for k in range(repeat):
         log(f"== {label} (timed, run {k + 1}/{repeat})")
         r = run_timed(cmd, log_path, env)
         check(r, label, log_path)
+        if on_run is not None:
+            on_run(r)
         log(f"  {r['wall_s']:.2f} s, peak RSS {r['peak_rss_mb']:.0f} MB")
         runs.append(r)
+        if stop_above_s is not None and r["wall_s"] > stop_above_s and k + 1 < repeat:
+            log(f"  slower than {stop_above_s:.0f} s: not repeated")
+            break
     return runs
 
 
@@ -343,6 +358,17 @@ def workload_command(rows: int, ref_rows: int, seed: int, cache: Path, *extra: s
     ]  # fmt: skip
 
 
+def replay_command(
+    driftline: list[str], serving: Path | str, baseline: Path, window: int, out: Path, *extra: str
+) -> list[str]:
+    """``driftline replay`` of ``serving`` against ``baseline`` in windows of ``window`` rows,
+    its JSONL records written to ``out``."""
+    return [
+        *driftline, "replay", str(serving), "--baseline", str(baseline), "--window",
+        str(window), "--format", "jsonl", "-o", str(out), *extra,
+    ]  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="driftline replay benchmark vs NumPy/SciPy")
     ap.add_argument("--rows", type=int, default=None, help="serving rows (default 1,000,000)")
@@ -428,19 +454,7 @@ def main(argv: list[str] | None = None) -> int:
     check(build, "baseline build", cache / "baseline_build.log")
     log(f"  {build['wall_s']:.2f} s, peak RSS {build['peak_rss_mb']:.0f} MB")
 
-    replay_cmd = [
-        *driftline,
-        "replay",
-        str(srv_path),
-        "--baseline",
-        str(baseline),
-        "--window",
-        str(a.window),
-        "--format",
-        "jsonl",
-        "-o",
-        str(dl_out),
-    ]
+    replay_cmd = replay_command(driftline, srv_path, baseline, a.window, dl_out)
     log("== driftline replay (warm-up, untimed: fills the Numba cache)")
     warm = run_timed(replay_cmd, cache / "driftline_warmup.log", env)
     check(warm, "driftline replay (warm-up)", cache / "driftline_warmup.log")

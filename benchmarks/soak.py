@@ -59,7 +59,6 @@ import json
 import logging
 import multiprocessing as mp
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -80,12 +79,13 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import workload as wl  # noqa: E402
-from kafka_throughput import bare  # noqa: E402
+from kafka_throughput import bare, write_config  # noqa: E402
 from replay import find_driftline, machine_info  # noqa: E402
 
 from driftline.baseline import save  # noqa: E402
 from driftline.build import BuildOptions, build_from_batches  # noqa: E402
 from driftline.connectors.tansu import free_port, tansu  # noqa: E402
+from driftline.processes import stop as stop_process  # noqa: E402
 
 RESULTS = HERE / "results"
 TOPIC = "soak-events"
@@ -246,33 +246,6 @@ def quantile(q: float, buckets: list[tuple[float, float]]) -> float | None:
 # ----------------------------------------------------------------------------- run
 
 
-def write_config(
-    path: Path, broker: str, baseline: Path, state: Path, args: Any, port: int
-) -> None:
-    models = "".join(
-        f'[[models]]\nname = "m{m:02d}"\nbaseline = "{baseline}"\n' for m in range(args.models)
-    )
-    path.write_text(
-        f"""[kafka]
-bootstrap_servers = "{broker}"
-group_id = "soak"
-mode = "assign"
-session_timeout_ms = 6000
-[kafka.topics]
-inference = "{TOPIC}"
-windows = "windows"
-dead_letter = "dead"
-alerts = "alerts"
-[state]
-dir = "{state}"
-[window]
-size = {args.window}
-[api]
-port = {port}
-{models}"""
-    )
-
-
 def wait_ready(url: str, proc: subprocess.Popen[bytes], logfile: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -365,7 +338,17 @@ def main(argv: list[str] | None = None) -> int:
         admin.close()
         port = free_port()
         cfg = tmp / "soak.toml"
-        write_config(cfg, broker, base_path, tmp / "state", args, port)
+        models = [f"m{m:02d}" for m in range(args.models)]
+        write_config(
+            cfg,
+            broker,
+            TOPIC,
+            base_path,
+            tmp / "state",
+            args.window,
+            models=models,
+            extra=f"[api]\nport = {port}\n",
+        )
         metrics = f"http://127.0.0.1:{port}/metrics"
         serve_log = tmp / "serve.log"
         with serve_log.open("wb") as fh:
@@ -454,13 +437,7 @@ def main(argv: list[str] | None = None) -> int:
                 producer.join(30)
                 if producer.is_alive():
                     producer.terminate()
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(60)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop_process(proc, 60)
         bare_n = min(total, args.bare_max)
         bare_s = bare(broker, TOPIC, bare_n)
 

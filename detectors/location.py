@@ -36,13 +36,13 @@ __all__ = ["mean_shift_test"]
 def mean_shift_test(
     cur: NDArray[np.float64], ref_mean: float, ref_std: float, ref_n: int
 ) -> tuple[float, float]:
-    """``(mean_shift, mean_pvalue)`` of the finite values ``cur`` against a reference of
+    """``(mean_shift, mean_pvalue)`` of the sorted finite values ``cur`` (what
+    :func:`~driftline.detectors.sorting.finite_sorted` returns) against a reference of
     ``ref_n`` values with mean ``ref_mean`` and population standard deviation ``ref_std``
     (what :class:`~driftline.detectors.NumericReference` keeps; its sample variance is
     ``ref_std² · N / (N − 1)``).
 
     NaN when either side has fewer than 2 values or the reference's moments are not finite.
-    A constant window's mean is its value exactly.
     A constant reference gives a shift of 0 when the window's mean equals its value and
     ±inf otherwise; when both variances are 0 the p-value is 1 for equal means and 0 for
     different ones.
@@ -51,17 +51,11 @@ def mean_shift_test(
     nan = math.nan
     if n < 2 or ref_n < 2 or not (math.isfinite(ref_mean) and math.isfinite(ref_std)):
         return nan, nan
-    mean = 0.0
-    lo, hi = cur[0], cur[0]
-    for x in cur:
-        mean += x
-        lo = min(lo, x)
-        hi = max(hi, x)
-    var = 0.0
-    if lo == hi:  # constant: exactly its value, whatever the rounding of the sum
-        mean = lo
-    else:
-        mean /= n
+    # a constant window (sorted: first == last) is exactly its value, whatever the
+    # rounding of a sum
+    mean, var = cur[0], 0.0
+    if cur[0] != cur[n - 1]:
+        mean = cur.sum() / n
         ss = 0.0
         for x in cur:
             ss += (x - mean) * (x - mean)
@@ -75,9 +69,9 @@ def mean_shift_test(
         shift = math.inf if diff > 0 else -math.inf
     ref_var = ref_std * ref_std * ref_n / (ref_n - 1)
     se = math.sqrt(var / n + ref_var / ref_n)
-    if se == 0 or not math.isfinite(se):
-        if not math.isfinite(se):
-            return shift, nan
+    if not math.isfinite(se):
+        return shift, nan
+    if se == 0:
         return shift, 1.0 if diff == 0 else 0.0
     z = diff / se
     return shift, math.erfc(abs(z) / math.sqrt(2.0))

@@ -77,6 +77,12 @@ class CategoricalStatistics:
         return self.unseen / self.n if self.n else math.nan
 
 
+N_NUMERIC = 7
+"""How many statistics the numeric kernels return (:data:`NumericValues`)."""
+NumericValues = tuple[float, float, float, float, float, float, float]
+"""PSI, KS statistic, KS p-value, JS distance, normed W1, mean shift, mean-shift p-value."""
+
+
 def numeric_statistics(
     ref: NumericReference, values: NDArray[np.float64], type_errors: int = 0
 ) -> NumericStatistics:
@@ -99,7 +105,7 @@ def numeric_statistics_sorted(
     """:func:`numeric_statistics` of a window already reduced to its sorted finite values
     (what :func:`~driftline.detectors.sorting.finite_sorted` returns), so that one sort
     serves several references."""
-    psi, d, p, js, w1, shift, mp, oor, counts = _numeric_compare(
+    values, oor, counts = _numeric_compare(
         ref.sample,
         ref.integral,
         ref.edges,
@@ -111,20 +117,11 @@ def numeric_statistics_sorted(
         ref.finite,
         cur,
     )
-    return numeric_result(
-        (psi, d, p, js, w1, shift, mp),
-        oor,
-        counts,
-        count,
-        cur.shape[0],
-        missing,
-        nonfinite,
-        type_errors,
-    )
+    return numeric_result(values, oor, counts, count, cur.shape[0], missing, nonfinite, type_errors)
 
 
 def numeric_result(
-    values: tuple[float, float, float, float, float, float, float],
+    values: NumericValues,
     out_of_range: int,
     bin_counts: NDArray[np.int64],
     count: int,
@@ -133,8 +130,7 @@ def numeric_result(
     nonfinite: int,
     type_errors: int,
 ) -> NumericStatistics:
-    """The statistics object from a kernel's (PSI, KS, KS p-value, JS, normed W1, mean
-    shift, mean-shift p-value)."""
+    """The statistics object from a kernel's :data:`NumericValues`."""
     psi, d, p, js, w1, shift, mp = values
     return NumericStatistics(
         count=count,
@@ -166,7 +162,7 @@ def _numeric_compare(
     std: float,
     finite: int,
     cur: NDArray[np.float64],
-) -> tuple[float, float, float, float, float, float, float, int, NDArray[np.int64]]:
+) -> tuple[NumericValues, int, NDArray[np.int64]]:
     """Every statistic of one sorted finite window against one reference, in one compiled
     call: the engine runs many columns on several threads, and each return to Python must
     take the interpreter lock back, so fewer, larger calls scale better."""
@@ -174,24 +170,15 @@ def _numeric_compare(
     counts = _bin_counts_sorted(cur, edges)
     if n == 0 or sample.shape[0] == 0:
         nan = math.nan
-        return nan, nan, nan, nan, nan, nan, nan, 0, counts
+        return (nan, nan, nan, nan, nan, nan, nan), 0, counts
     cur_props = counts / n
     d, w1 = ks_w1_sorted(sample, integral, cur)
     p = ks_2samp_asymp_pvalue(d, sample.shape[0], n)
     oor = out_of_range_sorted(cur, lo, hi)
     norm = std if std > 0 and math.isfinite(std) else 1.0
     shift, mp = mean_shift_test(cur, mean, std, finite)
-    return (
-        _psi(props, cur_props, PSI_EPSILON),
-        d,
-        p,
-        _js_distance(props, cur_props),
-        w1 / norm,
-        shift,
-        mp,
-        oor,
-        counts,
-    )
+    psi, js = _psi(props, cur_props, PSI_EPSILON), _js_distance(props, cur_props)
+    return (psi, d, p, js, w1 / norm, shift, mp), oor, counts
 
 
 def numeric_statistics_between(
@@ -209,17 +196,8 @@ def numeric_statistics_between(
     built from ``prev`` (its bins on ``edges``, its own std for the normed W1 and its own
     range for out-of-range), computed by merging the two windows."""
     counts = _bin_counts_sorted(cur, edges)
-    psi, d, p, js, w1, shift, mp, oor = _compare_samples(prev, edges, cur, counts)
-    return numeric_result(
-        (psi, d, p, js, w1, shift, mp),
-        oor,
-        counts,
-        count,
-        cur.shape[0],
-        missing,
-        nonfinite,
-        type_errors,
-    )
+    values, oor = _compare_samples(prev, edges, cur, counts)
+    return numeric_result(values, oor, counts, count, cur.shape[0], missing, nonfinite, type_errors)
 
 
 @kernel
@@ -228,15 +206,14 @@ def _compare_samples(
     edges: NDArray[np.float64],
     cur: NDArray[np.float64],
     cur_counts: NDArray[np.int64],
-) -> tuple[float, float, float, float, float, float, float, int]:
-    """PSI, KS statistic and p-value, JS distance, normed W1, mean shift and its p-value,
-    and out-of-range count of the sorted finite window ``cur`` (binned: ``cur_counts``)
-    against the sorted finite ``prev``."""
+) -> tuple[NumericValues, int]:
+    """The :data:`NumericValues` and out-of-range count of the sorted finite window
+    ``cur`` (binned: ``cur_counts``) against the sorted finite ``prev``."""
     n = cur.shape[0]
     big_m = prev.shape[0]
     if n == 0 or big_m == 0:
         nan = math.nan
-        return nan, nan, nan, nan, nan, nan, nan, 0
+        return (nan, nan, nan, nan, nan, nan, nan), 0
     props = _bin_counts_sorted(prev, edges) / big_m
     cur_props = cur_counts / n
     std = 0.0  # a constant window (sorted: first == last), whatever the rounding of its mean
@@ -250,16 +227,10 @@ def _compare_samples(
     d, w1 = ks_w1_merge(prev, cur)
     norm = std if std > 0 and math.isfinite(std) else 1.0
     shift, mp = mean_shift_test(cur, mean, std, big_m)
-    return (
-        _psi(props, cur_props, PSI_EPSILON),
-        d,
-        ks_2samp_asymp_pvalue(d, big_m, n),
-        _js_distance(props, cur_props),
-        w1 / norm,
-        shift,
-        mp,
-        out_of_range_sorted(cur, prev[0], prev[big_m - 1]),
-    )
+    p = ks_2samp_asymp_pvalue(d, big_m, n)
+    psi, js = _psi(props, cur_props, PSI_EPSILON), _js_distance(props, cur_props)
+    oor = out_of_range_sorted(cur, prev[0], prev[big_m - 1])
+    return (psi, d, p, js, w1 / norm, shift, mp), oor
 
 
 def categorical_statistics(

@@ -20,7 +20,6 @@ import contextlib
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -40,6 +39,7 @@ import pyarrow.parquet as pq
 
 from driftline.connectors.tansu import tansu, tansu_binary
 from driftline.exceptions import DriftlineError
+from driftline.processes import stop
 
 MODEL = "fraud"
 WINDOW = 2000
@@ -355,10 +355,8 @@ topic = true
 
 
 def run_demo(opts: DemoOptions) -> int:
-    from driftline import baseline as bl
-    from driftline.build import BuildOptions, build_from_file
     from driftline.connectors.sqlite_registry import SqliteRegistry
-    from driftline.example import write_example
+    from driftline.example import write_example, write_example_baseline
 
     say = Say(opts.out, opts.colour)
     started = time.monotonic()
@@ -385,11 +383,7 @@ def run_demo(opts: DemoOptions) -> int:
 
     say.step("A fraud model: training data, baseline, registry")
     write_example(data, rows=20_000, serving_rows=12_000, seed=7)
-    base, _ = build_from_file(
-        data / "training.parquet",
-        BuildOptions(prediction="score", label="label", model=MODEL, version="7"),
-    )
-    bl.save(base, data / "fraud.dlb")
+    base = write_example_baseline(data, model=MODEL, version="7")
     say.note(f"baseline {data / 'fraud.dlb'}: {len(base.features)} features, score and label")
     registry_path = root / "registry.db"
     reg = SqliteRegistry(registry_path)
@@ -475,13 +469,7 @@ def _story(
                 while proc.poll() is None:
                     time.sleep(0.5)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(proc, 30)
     return 0
 
 

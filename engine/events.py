@@ -264,7 +264,7 @@ def _decode_json_columnar(
     try:
         table = pj.read_json(pa.py_buffer(buf))
         for f in table.schema:  # the reader does not check that keys and text are UTF-8
-            _check_names(f)
+            _check_field(f)
         table.validate(full=True)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
         return None
@@ -373,12 +373,12 @@ def read_arrow(value: bytes) -> pa.Table:
     can crash the process. Raises :class:`pyarrow.ArrowException` (or ``OSError``)."""
     table = pa.ipc.open_stream(pa.py_buffer(value)).read_all()
     for f in table.schema:  # first: validate() reads the names too
-        _check_names(f)
+        _check_field(f)
     table.validate(full=True)
     return table
 
 
-def _check_names(f: pa.Field) -> None:
+def _check_field(f: pa.Field) -> None:
     """Raise :class:`pyarrow.ArrowInvalid` if a field name, at any depth, is not UTF-8
     (pyarrow would raise UnicodeDecodeError wherever the name is read), or a field is a
     union: no event field is one, and pyarrow's struct_field kernel crashed the process on
@@ -393,7 +393,7 @@ def _check_names(f: pa.Field) -> None:
     if pa.types.is_union(t):
         raise pa.ArrowInvalid(f"column '{f.name}' is a union ({t}), which events cannot hold")
     for i in range(t.num_fields):
-        _check_names(t.field(i))
+        _check_field(t.field(i))
 
 
 def _duplicate(names: Sequence[str]) -> str | None:

@@ -20,6 +20,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from driftline import baseline as bl
+from driftline.baseline import Baseline
+from driftline.build import BuildOptions, build_from_file
+
 COUNTRIES = ["DE", "FR", "GB", "ES", "IT", "NL", "PL", "SE"]
 COUNTRY_P = [0.28, 0.2, 0.17, 0.1, 0.1, 0.07, 0.05, 0.03]
 DEVICES = ["desktop", "mobile", "tablet"]
@@ -145,3 +149,14 @@ def write_example(
         pq.write_table(table, path)
         out.append(path)
     return out
+
+
+def write_example_baseline(
+    directory: Path, *, model: str | None = None, version: str | None = None
+) -> Baseline:
+    """Build the baseline of ``directory/training.parquet`` (written by :func:`write_example`;
+    prediction ``score``, label ``label``), save it as ``directory/fraud.dlb`` and return it."""
+    opts = BuildOptions(prediction="score", label="label", model=model, version=version)
+    base, _ = build_from_file(directory / "training.parquet", opts)
+    bl.save(base, directory / "fraud.dlb")
+    return base

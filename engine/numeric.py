@@ -26,7 +26,13 @@ from driftline.detectors import NumericReference, NumericStatistics
 from driftline.detectors._jit import kernel
 from driftline.detectors.ecdf import cdf_integral
 from driftline.detectors.sorting import finite_sorted
-from driftline.detectors.statistics import _compare_samples, _numeric_compare, numeric_result
+from driftline.detectors.statistics import (
+    N_NUMERIC,
+    NumericValues,
+    _compare_samples,
+    _numeric_compare,
+    numeric_result,
+)
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
@@ -39,16 +45,9 @@ def _offsets(lengths: Sequence[int]) -> I64:
 
 
 @kernel
-def _store(
-    row: F64, psi: float, d: float, p: float, js: float, w1: float, shift: float, mp: float
-) -> None:
-    row[0] = psi
-    row[1] = d
-    row[2] = p
-    row[3] = js
-    row[4] = w1
-    row[5] = shift
-    row[6] = mp
+def _store(row: F64, values: NumericValues) -> None:
+    for k, v in enumerate(values):
+        row[k] = v
 
 
 @kernel
@@ -102,7 +101,7 @@ def _compare_columns(
             cur, n_nan, n_inf = finite_sorted(values[v0 : v_off[item + 1]])
             n = cur.shape[0]
             out_sorted[v0 : v0 + n] = cur
-            psi, d, p, js, w1, shift, mp, oor, counts = _numeric_compare(
+            got, oor, counts = _numeric_compare(
                 sample,
                 integral,
                 col_edges,
@@ -115,14 +114,14 @@ def _compare_columns(
                 cur,
             )
             counts_out[c_off[item] : c_off[item] + counts.shape[0]] = counts
-            _store(stats[item, 0], psi, d, p, js, w1, shift, mp)
+            _store(stats[item, 0], got)
             ints[item, 0] = n_nan
             ints[item, 1] = n_inf
             ints[item, 2] = n
             ints[item, 3] = oor
             if have:  # without a window before, the row stays NaN (and 0 out of range)
-                psi, d, p, js, w1, shift, mp, oor = _compare_samples(before, col_edges, cur, counts)
-                _store(stats[item, 1], psi, d, p, js, w1, shift, mp)
+                got, oor = _compare_samples(before, col_edges, cur, counts)
+                _store(stats[item, 1], got)
                 ints[item, 4] = oor
             before = out_sorted[v0 : v0 + n]
             have = True
@@ -186,7 +185,7 @@ class NumericColumns:
         c_off = _offsets([self.bins[c] for c in range(n_cols) for _ in range(n_win)])
         out_sorted = np.empty(joined.shape[0])
         counts_out = np.zeros(int(c_off[-1]), dtype=np.int64)
-        stats = np.full((len(items), 2, 7), math.nan)
+        stats = np.full((len(items), 2, N_NUMERIC), math.nan)
         ints = np.zeros((len(items), 5), dtype=np.int64)
 
         def run(cols: I64) -> None:

@@ -7,9 +7,7 @@ import pytest
 from brokers import tansu
 from hypothesis import HealthCheck, settings
 
-from driftline import baseline as bl
-from driftline.build import BuildOptions, build_from_file
-from driftline.example import write_example
+from driftline.example import write_example, write_example_baseline
 
 settings.register_profile(
     "ci", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -28,10 +26,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     written once per test session."""
     d = tmp_path_factory.mktemp("example")
     write_example(d, rows=8000, serving_rows=12_000, seed=3)
-    base, _ = build_from_file(
-        d / "training.parquet", BuildOptions(prediction="score", label="label")
-    )
-    bl.save(base, d / "fraud.dlb")
+    write_example_baseline(d)
     return d
 
 

@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from driftline.processes import stop
+
 
 def missing_service(reason: str) -> None:
     """Skip the test here, or fail it in CI (``DRIFTLINE_REQUIRE_SERVICES=1``, set by
@@ -55,12 +57,7 @@ def running(
             time.sleep(0.05)
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(stop_timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, stop_timeout)
 
 
 CHROMIUM_APT = "apt-get install -y --no-install-recommends chromium"

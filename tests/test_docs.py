@@ -46,13 +46,11 @@ from typing import Any
 import orjson
 import pytest
 
-from driftline import baseline as bl
 from driftline import config
 from driftline.alerts import Alert, RenderOptions, render_json
-from driftline.build import BuildOptions, build_from_file
 from driftline.cli import main
 from driftline.events import FieldMap, decode, decode_labels
-from driftline.example import write_example
+from driftline.example import write_example, write_example_baseline
 from driftline.exceptions import ConfigError
 from driftline.health import Change, Health
 
@@ -157,10 +155,7 @@ def example(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small example data set and its baseline (``fraud.dlb``)."""
     d = tmp_path_factory.mktemp("docs-example")
     write_example(d, rows=3000, serving_rows=6000, seed=3)
-    base, _ = build_from_file(
-        d / "training.parquet", BuildOptions(prediction="score", label="label")
-    )
-    bl.save(base, d / "fraud.dlb")
+    write_example_baseline(d)
     return d
 
 

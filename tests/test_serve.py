@@ -35,11 +35,9 @@ from kafka_io import (
 from receivers import HookServer
 from tls_proxy import TlsProxy, self_signed
 
-from driftline import baseline as bl
-from driftline.build import BuildOptions, build_from_file
 from driftline.connectors.sqlite_registry import SqliteRegistry
 from driftline.connectors.tansu import free_port, tansu
-from driftline.example import write_example
+from driftline.example import write_example, write_example_baseline
 
 DRIFTLINE = [sys.executable, "-m", "driftline"]
 WINDOW = 2000
@@ -49,9 +47,7 @@ WINDOW = 2000
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("serve")
     write_example(d, rows=8000, serving_rows=20_000, seed=5)
-    opts = BuildOptions(prediction="score", label="label", model="fraud", version="7")
-    base, _ = build_from_file(d / "training.parquet", opts)
-    bl.save(base, d / "fraud.dlb")
+    write_example_baseline(d, model="fraud", version="7")
     return d
 
 
