@@ -233,3 +233,21 @@ def test_engine_publishes_proxy_metrics_and_health_follows_a_score_jump(
     assert any(r.startswith("positive_rate") for r in hit["reasons"])
     assert hit["observed_health"] == "critical"
     assert any("page_hinkley" in {c["by"] for c in r["proxy"]["changes"]} for r in skew[2:])
+
+
+def test_river_is_imported_only_when_a_detector_is_made() -> None:
+    """river.drift pulls in scikit-learn, pandas and scipy.stats (about 190 MB and 1.5 s):
+    a replay or engine that never makes a change detector must not pay for it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import driftline.replay, driftline.engine, driftline.proxy as p\n"
+        "assert 'river' not in sys.modules, 'imported at start'\n"
+        "t = p.ProxyTracker(p.ProxyConfig(), p.ProxyBaseline({}))\n"
+        "t.update({'prediction_mean': 0.5})\n"
+        "assert 'river' in sys.modules, 'not imported by the first detector'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
