@@ -165,6 +165,19 @@ def _parser() -> argparse.ArgumentParser:
         default=0,
         help="columns computed in parallel (default 0: one thread per CPU)",
     )
+    r.add_argument(
+        "--task",
+        choices=["classification", "regression"],
+        default="classification",
+        help="with a label column in the baseline and the data: how the label grades the "
+        "prediction, window by window (a 'performance' record each; default classification)",
+    )
+    r.add_argument(
+        "--score-threshold",
+        type=float,
+        default=0.5,
+        help="classification: a score at or above it is a positive call (default 0.5)",
+    )
     r.add_argument("--fail-on-drift", action="store_true", help="exit 1 if any window drifted")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
@@ -553,6 +566,8 @@ def _replay(args: argparse.Namespace) -> int:
         drift_share=args.drift_share,
         shift_alpha=args.shift_alpha,
         threads=args.threads,
+        task=args.task,
+        score_threshold=args.score_threshold,
     )
     if args.format == "html":
         from driftline.report import replay_report

@@ -148,7 +148,7 @@ def resolve_columns(baseline: Baseline, names: list[str]) -> dict[str, str]:
     return out
 
 
-def _floats(chunks: list[pa.ChunkedArray | pa.Array]) -> tuple[NDArray[np.float64], int]:
+def column_floats(chunks: list[pa.ChunkedArray | pa.Array]) -> tuple[NDArray[np.float64], int]:
     """A numeric column's parts as one contiguous float64 array (NaN where missing), and
     the count of values of the wrong type."""
     converted = [to_float(c) for c in chunks]
@@ -270,7 +270,7 @@ class Monitor:
             vs: list[NDArray[np.float64] | None] = []
             es: list[int] = []
             for w, have in zip(windows, present, strict=True):
-                v, e = _floats(w.chunks(name)) if name in have else (None, 0)
+                v, e = column_floats(w.chunks(name)) if name in have else (None, 0)
                 vs.append(v)
                 es.append(e)
             values.append(vs)
@@ -356,7 +356,7 @@ class Monitor:
         for name in cfg.fields:
             values = numeric(name)
             if values is None and name in have and name not in prepared:
-                values = _floats(window.chunks(name))[0]
+                values = column_floats(window.chunks(name))[0]
             fields[name] = values
         span = None
         if window.start is not None and window.end is not None:

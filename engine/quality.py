@@ -108,6 +108,53 @@ def quality_baseline(baseline: Baseline, cfg: ProxyConfig) -> ProxyBaseline:
     return ProxyBaseline({k: float(v) for k, v in est.items() if v is not None})
 
 
+def quality_tracker(baseline: Baseline, cfg: ProxyConfig) -> ProxyTracker:
+    """The change detector and rules of one model version's realised quality series."""
+    series = CLASSIFICATION_METRICS if cfg.task == "classification" else REGRESSION_METRICS
+    return ProxyTracker(cfg, quality_baseline(baseline, cfg), series=series)
+
+
+def performance_record(
+    key: tuple[str, str],
+    index: int,
+    tracker: ProxyTracker,
+    ts: NDArray[np.float64],
+    scores: NDArray[np.float64],
+    labels: NDArray[np.float64],
+    *,
+    source: str,
+) -> dict[str, Any]:
+    """Grade one window of (score, label) pairs, feed the realised series to ``tracker``
+    and return the ``performance`` record (without the label join's ``labels`` counts);
+    its ``observed_health`` and ``reasons`` are the verdict to fold into health."""
+    cfg = tracker.cfg
+    realised = realised_quality(cfg.task, cfg.threshold, scores, labels)  # type: ignore[arg-type]
+    changes, reasons, severity = tracker.update(realised)
+    finite = ts[np.isfinite(ts)]
+    record: dict[str, Any] = {
+        "model": key[0],
+        "version": key[1],
+        "kind": KIND,
+        "source": source,
+        "window": {
+            "index": index,
+            "start": float(finite.min()) if finite.shape[0] else None,
+            "end": float(finite.max()) if finite.shape[0] else None,
+            "count": int(labels.shape[0]),
+        },
+        "task": cfg.task,
+        "realised": realised,
+        "baseline": dict(tracker.baseline.values),
+        "changes": changes,
+        "reasons": [f"realised {r}" for r in reasons],
+        "observed_health": severity,
+    }
+    if cfg.task == "classification":
+        valid = np.sort(scores[graded(cfg.task, scores, labels)])  # type: ignore[arg-type]
+        record["estimated"] = estimated_quality(valid, cfg.threshold)
+    return record
+
+
 class QualityStreams:
     """The label join and every model version's performance windows (see the module
     docstring). ``baselines`` gives a model version's baseline and proxy config."""
@@ -155,10 +202,7 @@ class QualityStreams:
     def _tracker(self, key: tuple[str, str], baseline: Baseline, cfg: ProxyConfig) -> ProxyTracker:
         t = self._trackers.get(key)
         if t is None:
-            series = CLASSIFICATION_METRICS if cfg.task == "classification" else REGRESSION_METRICS
-            t = self._trackers[key] = ProxyTracker(
-                cfg, quality_baseline(baseline, cfg), series=series
-            )
+            t = self._trackers[key] = quality_tracker(baseline, cfg)
         return t
 
     def _close(
@@ -171,40 +215,16 @@ class QualityStreams:
         scores: NDArray[np.float64],
         labels: NDArray[np.float64],
     ) -> dict[str, Any]:
-        realised = realised_quality(cfg.task, cfg.threshold, scores, labels)  # type: ignore[arg-type]
         tracker = self._tracker(key, baseline, cfg)
-        changes, reasons, severity = tracker.update(realised)
-        reasons = [f"realised {r}" for r in reasons]
-        self.verdicts[key] = (int(Health.parse(severity)), reasons)
-        finite = ts[np.isfinite(ts)]
+        record = performance_record(key, w.index, tracker, ts, scores, labels, source="labels")
         c = self.join.counters
-        record: dict[str, Any] = {
-            "model": key[0],
-            "version": key[1],
-            "kind": KIND,
-            "source": "labels",
-            "window": {
-                "index": w.index,
-                "start": float(finite.min()) if finite.shape[0] else None,
-                "end": float(finite.max()) if finite.shape[0] else None,
-                "count": int(labels.shape[0]),
-            },
-            "task": cfg.task,
-            "realised": realised,
-            "baseline": dict(tracker.baseline.values),
-            "labels": {
-                "unmatched": c.unmatched,
-                "expired": c.expired[key],
-                "evicted": c.evicted[key],
-                "pending": self.join.pending,
-            },
-            "changes": changes,
-            "reasons": reasons,
-            "observed_health": severity,
+        record["labels"] = {
+            "unmatched": c.unmatched,
+            "expired": c.expired[key],
+            "evicted": c.evicted[key],
+            "pending": self.join.pending,
         }
-        if cfg.task == "classification":
-            valid = np.sort(scores[graded(cfg.task, scores, labels)])  # type: ignore[arg-type]
-            record["estimated"] = estimated_quality(valid, cfg.threshold)
+        self.verdicts[key] = (int(Health.parse(record["observed_health"])), record["reasons"])
         w.index += 1
         return record
 

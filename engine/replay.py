@@ -13,15 +13,20 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from driftline import baseline as bl
+from driftline.baseline import Baseline
 from driftline.connectors.files import FileFormat, detect_format, read_batches, schema_of
 from driftline.detectors import DriftPolicy
 from driftline.exceptions import ConfigError, DataError
-from driftline.monitor import Monitor, policy_for, resolve_columns
+from driftline.health import Health
+from driftline.monitor import Monitor, column_floats, policy_for, resolve_columns
 from driftline.output import Progress, TableWriter, jsonl
-from driftline.windows import Window, WindowSpec, count_windows, time_windows
+from driftline.proxy import TASKS, ProxyConfig, ProxyTracker
+from driftline.quality import performance_record, quality_tracker
+from driftline.windows import Window, WindowSpec, count_windows, time_windows, to_seconds
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,11 @@ class ReplayOptions:
     drift_share: float | None = None
     shift_alpha: float | None = None
     threads: int = 0
+    task: str = "classification"
+    """How the label grades the prediction (``[models.proxy] task`` in serve)."""
+    score_threshold: float = 0.5
+    """Classification: a score at or above it is a positive call (``[models.proxy]
+    threshold``)."""
 
 
 def _policy(opts: ReplayOptions) -> DriftPolicy:
@@ -101,6 +111,9 @@ def windows_of(
     mapping = resolve_columns(monitor.baseline, names)
     for name in monitor.absent_columns(list(mapping.values())):
         progress.update(f"note: baseline column '{name}' is absent from {data.name}", force=True)
+    label = label_column(monitor.baseline, names)
+    if label is not None:
+        mapping[label] = monitor.baseline.label.name  # type: ignore[union-attr]
     if opts.time_column is not None:
         mapping.setdefault(opts.time_column, opts.time_column)
     wanted = list(mapping)
@@ -152,14 +165,18 @@ def replay(
         if table is not None:
             table.header()
         invalid = InvalidLines(progress)
+        realised = Realised.of(baseline, monitor, opts)
         for window in windows_of(opts, spec, monitor, progress, invalid):
             if invalid.pending:
                 window = replace(window, invalid_events=invalid.take())
             record = monitor.record(window)
+            performance = realised.grade(window, record) if realised is not None else None
             any_drift = any_drift or record["health"] != "ok"
             rows += window.count
             if table is None:
                 out.write(jsonl(record))
+                if performance is not None:
+                    out.write(jsonl(performance))
             else:
                 table.write(record)
             progress.update(f"{window.index + 1} windows, {rows:,} rows")
@@ -173,6 +190,66 @@ def replay(
             out.flush()
     progress.done(f"{invalid.total} invalid lines skipped" if invalid.total else None)
     return any_drift
+
+
+def label_column(baseline: Baseline, names: list[str]) -> str | None:
+    """The data column holding the baseline's label (its own name, or ``label``), when the
+    baseline has a label and a prediction to grade; else None."""
+    label = baseline.label
+    if label is None or baseline.prediction is None:
+        return None
+    return next((c for c in (label.name, "label") if c in names), None)
+
+
+@dataclass
+class Realised:
+    """Realised quality of the rows that carry their label: each window's predictions
+    graded against its labels, as serve grades the label join's pairs
+    (:func:`driftline.quality.performance_record`, ``"source": "data"``), the series
+    through the same change detector, and its verdict folded into the window's health."""
+
+    monitor: Monitor
+    tracker: ProxyTracker
+    prediction: str
+    label: str
+    time_column: str | None
+
+    @staticmethod
+    def of(baseline: Baseline, monitor: Monitor, opts: ReplayOptions) -> Realised | None:
+        if baseline.label is None or baseline.prediction is None:
+            return None
+        if opts.task not in TASKS:
+            raise ConfigError(f"--task must be one of {', '.join(TASKS)}, got {opts.task!r}")
+        if not 0.0 <= opts.score_threshold <= 1.0:
+            raise ConfigError(f"--score-threshold must be in [0, 1], got {opts.score_threshold}")
+        cfg = ProxyConfig(task=opts.task, threshold=opts.score_threshold)
+        return Realised(
+            monitor,
+            quality_tracker(baseline, cfg),
+            baseline.prediction.name,
+            baseline.label.name,
+            opts.time_column,
+        )
+
+    def grade(self, window: Window, record: dict[str, Any]) -> dict[str, Any] | None:
+        """The window's ``performance`` record (None when no row has a label), after
+        folding its verdict into ``record``'s health and reasons."""
+        if not any(self.label in t.column_names for t in window.parts):
+            return None
+        labels = column_floats(window.chunks(self.label))[0]
+        scores = column_floats(window.chunks(self.prediction))[0]
+        if self.time_column is not None:
+            ts = np.concatenate([to_seconds(c) for c in window.chunks(self.time_column)])
+        else:
+            ts = np.full(labels.shape[0], np.nan)
+        key = (self.monitor.model, self.monitor.version)
+        perf = performance_record(
+            key, window.index, self.tracker, ts, scores, labels, source="data"
+        )
+        level = max(Health.parse(record["health"]), Health.parse(perf["observed_health"]))
+        record["health"] = str(level)
+        record["reasons"] = [*record["reasons"], *perf["reasons"]]
+        return perf
 
 
 def _open(path: str | None, binary: bool) -> Any:

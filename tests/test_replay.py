@@ -403,3 +403,99 @@ def test_mixed_time_formats_parse_value_by_value() -> None:
     assert got[0] == 1795302000.0  # 2026-11-21T23:00:00Z
     assert got[1] - got[0] == 3600.0  # the naive one is UTC, the other an hour ahead of it
     assert np.isnan(got[2]) and np.isnan(got[3])
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model whose labels follow its scores until row 6,000, then stop following them:
+    the features do not move, only P(label | features) does (a concept change)."""
+    d = tmp_path_factory.mktemp("labelled")
+    rng = np.random.default_rng(5)
+
+    def rows(n: int, flip_from: int | None) -> pa.Table:
+        x = rng.normal(0, 1, n)
+        score = 1 / (1 + np.exp(-3 * x))
+        label = (rng.random(n) < score).astype(np.int64)
+        if flip_from is not None:
+            label[flip_from:] = (rng.random(n - flip_from) < 1 - score[flip_from:]).astype(int)
+        return pa.table({"x": x, "score": score, "label": label})
+
+    pq.write_table(rows(20_000, None), d / "train.parquet")
+    pq.write_table(rows(12_000, 6_000), d / "serve.parquet")
+    r = run(
+        "baseline", "build", str(d / "train.parquet"), "-o", str(d / "m.dlb"),
+        "--prediction", "score", "--label", "label",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    return d
+
+
+def test_labels_in_the_data_are_graded_window_by_window(labelled: Path) -> None:
+    records = replay_records(labelled, "--window", "1000")
+    skew = [r for r in records if r["kind"] == "skew"]
+    perf = [r for r in records if r["kind"] == "performance"]
+    assert len(skew) == len(perf) == 12
+    served = pq.read_table(labelled / "serve.parquet")
+    score = served.column("score").to_numpy()
+    label = served.column("label").to_numpy()
+    for i, p in enumerate(perf):
+        s, y = score[1000 * i : 1000 * (i + 1)], label[1000 * i : 1000 * (i + 1)]
+        assert p["source"] == "data" and p["window"]["index"] == i
+        assert p["realised"]["pairs"] == 1000
+        assert p["realised"]["accuracy"] == pytest.approx(np.mean((s >= 0.5) == (y == 1)))
+        assert p["realised"]["log_loss"] == pytest.approx(
+            -np.mean(np.where(y == 1, np.log(s), np.log(1 - s)))
+        )
+    # the features never drift: the change shows only through the labels
+    assert all(not f["drift"] for r in skew for f in r["features"].values())
+    first = next(i for i, r in enumerate(skew) if r["health"] != "ok")
+    assert 6 <= first <= 8, [r["health"] for r in skew]
+    assert skew[first]["reasons"] and all(
+        reason.startswith("realised ") for reason in skew[first]["reasons"]
+    )
+    assert perf[first]["observed_health"] == skew[first]["health"]
+    assert all(r["health"] == "ok" for r in skew[:6])
+
+
+def test_regression_task_and_score_threshold(labelled: Path) -> None:
+    perf = [
+        r
+        for r in replay_records(labelled, "--window", "4000", "--task", "regression")
+        if r["kind"] == "performance"
+    ]
+    served = pq.read_table(labelled / "serve.parquet")
+    err = served.column("score").to_numpy()[:4000] - served.column("label").to_numpy()[:4000]
+    assert perf[0]["task"] == "regression"
+    assert perf[0]["realised"]["mae"] == pytest.approx(np.mean(np.abs(err)))
+    assert perf[0]["realised"]["rmse"] == pytest.approx(np.sqrt(np.mean(err**2)))
+    high = replay_records(labelled, "--window", "4000", "--score-threshold", "0.9")
+    p = next(r for r in high if r["kind"] == "performance")
+    s = served.column("score").to_numpy()[:4000]
+    y = served.column("label").to_numpy()[:4000]
+    assert p["realised"]["precision"] == pytest.approx(np.mean(y[s >= 0.9] == 1))
+
+
+def test_no_label_column_in_the_data_no_performance_records(labelled: Path, tmp_path: Path) -> None:
+    pq.write_table(
+        pq.read_table(labelled / "serve.parquet").drop_columns(["label"]), tmp_path / "s.parquet"
+    )
+    r = run(
+        "replay", str(tmp_path / "s.parquet"), "--baseline", str(labelled / "m.dlb"),
+        "--window", "3000", "--format", "jsonl", "-q",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    kinds = {json.loads(line)["kind"] for line in r.stdout.splitlines()}
+    assert kinds == {"skew"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--score-threshold", "1.5"], "--score-threshold must be in [0, 1], got 1.5"),
+        (["--task", "ranking"], "invalid choice: 'ranking'"),
+    ],
+)
+def test_bad_grading_options_exit_2(labelled: Path, args: list[str], message: str) -> None:
+    r = replay(labelled, "--window", "1000", *args)
+    assert r.returncode == 2
+    assert message in r.stderr and "Traceback" not in r.stderr
