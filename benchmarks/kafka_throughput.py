@@ -187,14 +187,17 @@ def write_config(
     *,
     models: Sequence[str] = ("bench",),
     extra: str = "",
+    group: str | None = None,
 ) -> Path:
     """An engine config reading ``topic`` in assign mode, windows of ``w`` events, each of
-    ``models`` on ``baseline``; ``extra`` holds more tables (e.g. ``[api]``)."""
+    ``models`` on ``baseline``; ``extra`` holds more tables (e.g. ``[api]``). The offsets are
+    committed under ``group`` (default ``bench-<topic>``): a second engine given another
+    group reads the topic again from the start."""
     tables = "".join(f'[[models]]\nname = "{m}"\nbaseline = "{baseline}"\n' for m in models)
     path.write_text(
         f"""[kafka]
 bootstrap_servers = "{broker}"
-group_id = "bench-{topic}"
+group_id = "{group or f"bench-{topic}"}"
 mode = "assign"
 session_timeout_ms = 6000
 [kafka.topics]

@@ -98,6 +98,61 @@ def _kafka_section(path: Path) -> list[str]:
     return [*lines, ""]
 
 
+def _soak_section(path: Path) -> list[str]:
+    r = json.loads(path.read_text())
+    m, p = r["machine"], r["parameters"]
+    e, mem, w = r["engine"], r["memory"], r["window_close_seconds"]
+    lines = [
+        "## Soak (`benchmarks/soak.py`)",
+        "",
+        f"{r['date']}, `{_relative(r['command'])}`; {m.get('cpu_model', '?')}, "
+        f"{m.get('nproc', '?')} cores ({r['note']}). {p['models']} models × {p['features']} "
+        f"features, JSON events at {p['rate']:,.0f}/s for {p['minutes']:g} minutes through a "
+        f"Tansu broker, windows of {p['window']:,} per model.",
+        "",
+        f"- Producer: {r['producer']['sent']:,} events, "
+        f"{r['ratios']['achieved_vs_target']:.2f} of the target rate. Engine: "
+        f"{e['sustained_events_per_s']:,.0f} events/s sustained after warm-up "
+        f"(processed/sent {r['ratios']['keep_up_processed_vs_sent'] or float('nan'):.2f}), "
+        f"{e['windows']:,} windows, backlog at the end {e['backlog_at_end']:,}.",
+        f"- Window close latency: p50 {_ms(w['p50'])}, p99 {_ms(w['p99'])} (from the "
+        "histogram's buckets).",
+    ]
+    if mem.get("verdict") == "INCONCLUSIVE":
+        lines.append(f"- Memory: INCONCLUSIVE ({mem['reason']}).")
+    else:
+        lines.append(
+            f"- Memory: serve's RSS {mem['warm_rss_mb']:.0f} MB at the end of warm-up, "
+            f"{mem['final_rss_mb']:.0f} MB at the end; fitted slope "
+            f"{mem['slope_mb_per_min']:+.2f} MB/min over {mem['post_warmup_minutes']:.1f} min "
+            f"(growth {mem['fitted_growth_mb']:+.1f} MB against a tolerance of "
+            f"{mem['tolerance_mb']:.1f} MB): **{mem['verdict']}**."
+        )
+    cap = r.get("capacity")
+    if cap:
+        line = (
+            f"- Capacity (the engine re-reading {cap['messages']:,} of the soak's messages as "
+            f"fast as it can): {cap['events_per_s']:,.0f} events/s, "
+            f"{cap['feature_values_per_s']:,.0f} feature-values/s, {cap['vs_bare']:.2f} of a "
+            "bare consumer of the same messages."
+        )
+        ref = cap.get("engine_benchmark")
+        if ref:
+            line += (
+                f" The engine benchmark ({ref['date']}, {ref['features']} features): "
+                f"{ref['feature_values_per_s']:,.0f} feature-values/s; soak ÷ benchmark "
+                f"{cap['fv_vs_benchmark']:.2f} in feature-values/s (within 20 %: "
+                f"**{'yes' if cap['within_20pct'] else 'no'}**), "
+                f"{cap['events_vs_benchmark']:.2f} in events/s."
+            )
+        lines.append(line)
+    return [*lines, ""]
+
+
+def _ms(x: float | None) -> str:
+    return "n/a" if x is None else f"{1000 * x:.1f} ms"
+
+
 def _fmt_s(x: float | None) -> str:
     return "-" if x is None else f"{x:.2f}"
 
@@ -356,11 +411,12 @@ def _detection_section(path: Path) -> list[str]:
         )
     lines += [
         "",
-        "driftline's defaults watch the distributions of features, score and label against "
-        "the training baseline; these river streams change P(label | features) only, so "
-        "replay cannot see them. driftline watches errors only through the label join of "
-        "`driftline serve` (realised accuracy per performance window, through Page-Hinkley), "
-        "which this benchmark does not drive yet.",
+        "driftline's defaults watch the distributions of features and score against the "
+        "training baseline and, since the streams carry the label, grade the score against "
+        "it window by window (`replay`'s performance records: realised accuracy, precision, "
+        "recall, log loss and ROC AUC, each through Page-Hinkley, as `serve` does with its "
+        "label join). A window counts as an alarm when its health leaves `ok`, at the "
+        "window's end: detection delays are whole windows.",
     ]
     b = r["bar"]
     missed = b["missed_but_caught_by_a_peer"]
@@ -371,6 +427,12 @@ def _detection_section(path: Path) -> list[str]:
         + ("met" if b["met_no_miss"] and b["met_false_alarms"] else "**not met**")
         + f". Missed but caught by a peer: {len(missed)} stream(s)"
         + (f" ({', '.join(x['stream'] for x in missed)})" if missed else "")
+        + (
+            f", of which {len(set(x['stream'] for x in missed) & set(flat))} on a stream whose "
+            "error and label rates moved by less than 0.01"
+            if missed
+            else ""
+        )
         + f"; driftline {b['driftline_false_alarms_per_million']:,.0f} false alarms per million, "
         f"best peer {b['best_peer']} {b['best_peer_false_alarms_per_million']:,.0f}.",
         "",
@@ -409,6 +471,10 @@ def main() -> int:
     kafka = RESULTS / "kafka_throughput.json"
     if kafka.is_file():
         lines += _kafka_section(kafka)
+    for name in ("soak.json", "soak-quick.json"):
+        if (RESULTS / name).is_file():
+            lines += _soak_section(RESULTS / name)
+            break
     OUT.write_text("\n".join(lines))
     print(f"wrote {OUT}")
     return 0

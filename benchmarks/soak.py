@@ -2,6 +2,7 @@
 
     python benchmarks/soak.py [--models 50] [--rate 10000] [--minutes 10] [--window 5000]
                               [--interval 5] [--output benchmarks/results/soak.json] [--quick]
+                              [--no-capacity]
 
 Steps, on a Tansu broker started for the run (``driftline.connectors.tansu``, in memory):
 
@@ -21,11 +22,19 @@ Steps, on a Tansu broker started for the run (``driftline.connectors.tansu``, in
    gives the window-close latency p50/p99 from ``driftline_window_close_seconds``
    (linear interpolation inside the bucket holding the quantile, as Prometheus's
    ``histogram_quantile`` does; so the figures are only as fine as the buckets), then
-   serve gets SIGTERM.
+   serve gets SIGTERM;
+6. capacity (unless ``--no-capacity``): a bare consumer re-reads the topic's first (at most
+   ``--bare-max``) messages, then the engine does, as fast as it can, in this process
+   (``kafka_throughput.engine_run``, the engine benchmark's own code, with a consumer group
+   of its own and a fresh state directory). Its events/s and feature-values/s are compared
+   with the engine benchmark's JSON run in ``benchmarks/results/kafka_throughput.json``
+   (1 model × 20 features): the soak's events carry 30 features, and the engine's cost per
+   event grows with them, so "within 20 %" is decided on feature-values/s.
 
-Memory verdict: warm-up ends at the first sample where every model has closed its first
-window, plus a margin (``max(30 s, 10 %)`` of the run; ``--quick``: 5 s). Over the samples
-after it, a least-squares line of serve's RSS against time gives a slope in MB/min; the
+Memory verdict: warm-up ends at the first sample where every model has closed enough
+windows to fill the API's buffer of recent records (:data:`KEEP_WINDOWS`), plus a margin
+(``max(30 s, 10 %)`` of the run; ``--quick``: 5 s). Over the samples after it, a
+least-squares line of serve's RSS against time gives a slope in MB/min; the
 fitted growth over that span (slope × span) must stay under ``--tolerance`` (default 5 %)
 of the RSS at the end of warm-up: PASS, else FAIL. The max-min of those samples is printed
 too. The broker's RSS grows by design (it keeps every message in memory); it is shown for
@@ -79,7 +88,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import workload as wl  # noqa: E402
-from kafka_throughput import bare, write_config  # noqa: E402
+from kafka_throughput import bare, engine_run, write_config  # noqa: E402
 from replay import find_driftline, machine_info  # noqa: E402
 
 from driftline.baseline import save  # noqa: E402
@@ -88,9 +97,16 @@ from driftline.connectors.tansu import free_port, tansu  # noqa: E402
 from driftline.processes import stop as stop_process  # noqa: E402
 
 RESULTS = HERE / "results"
+KAFKA_RESULTS = RESULTS / "kafka_throughput.json"
 TOPIC = "soak-events"
 EXTRA = [f"num_{i:02d}" for i in range(20, 25)]
 POOL = 20_000
+KEEP_WINDOWS = 10
+"""``[api] keep_windows`` of the soak's engine. The API keeps the last records of every
+model version (skew and drift: two per window), a bounded buffer that grows until it is
+full; at the default 100 it fills after 51 windows per model, 21 minutes into a default
+soak, so its filling would read as growth. With 10 it is full after 6 windows per model,
+inside the warm-up."""
 NOISY = "figures are noisy: other processes share this machine's cores"
 
 
@@ -221,6 +237,7 @@ def scrape(url: str) -> dict[str, Any]:
             elif s.name == "driftline_window_close_seconds_bucket":
                 buckets.append((float(s.labels["le"]), s.value))
     out["models_with_window"] = sum(1 for v in per_model.values() if v > 0)
+    out["fewest_windows"] = int(min(per_model.values())) if per_model else 0
     out["buckets"] = sorted(buckets)
     return out
 
@@ -294,6 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tolerance", type=float, default=0.05, help="allowed growth / warm RSS")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--bare-max", type=int, default=1_000_000)
+    ap.add_argument(
+        "--no-capacity", action="store_true", help="skip the capacity run after the soak"
+    )
     ap.add_argument("--quick", action="store_true", help="30 s, 5 models, 2,000 events/s")
     ap.add_argument("--output", type=Path)
     args = ap.parse_args(argv)
@@ -347,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
             tmp / "state",
             args.window,
             models=models,
-            extra=f"[api]\nport = {port}\n",
+            extra=f"[api]\nport = {port}\nkeep_windows = {KEEP_WINDOWS}\n",
         )
         metrics = f"http://127.0.0.1:{port}/metrics"
         serve_log = tmp / "serve.log"
@@ -407,9 +427,17 @@ def main(argv: list[str] | None = None) -> int:
                     p = samples[-1]
                     s["events_per_s"] = (s["events"] - p["events"]) / (t - p["t"])
                 samples.append(s)
-                if warm_t is None and m["models_with_window"] >= args.models:
+                full = KEEP_WINDOWS // 2 + 1  # windows that fill the API's record buffer
+                if (
+                    warm_t is None
+                    and m["models_with_window"] >= args.models
+                    and m["fewest_windows"] >= full
+                ):
                     warm_t = t + margin
-                    log(f"every model closed a window at {t:.0f} s; warm-up ends at {warm_t:.0f} s")
+                    log(
+                        f"every model closed {full} windows at {t:.0f} s (the API's record "
+                        f"buffers are full); warm-up ends at {warm_t:.0f} s"
+                    )
                 if t - last_print >= 10:
                     last_print = t
                     log(
@@ -440,6 +468,21 @@ def main(argv: list[str] | None = None) -> int:
             stop_process(proc, 60)
         bare_n = min(total, args.bare_max)
         bare_s = bare(broker, TOPIC, bare_n)
+        capacity = None
+        if not args.no_capacity:
+            log(f"capacity: the engine re-reads the first {bare_n:,} messages as fast as it can")
+            cap_cfg = write_config(
+                tmp / "capacity.toml",
+                broker,
+                TOPIC,
+                base_path,
+                tmp / "state-capacity",
+                args.window,
+                models=models,
+                group="soak-capacity",  # the soak's group committed the end of the topic
+            )
+            cap_s, cap_windows = engine_run(cap_cfg, TOPIC, bare_n, tmp / "state-capacity")
+            capacity = {"messages": bare_n, "seconds": cap_s, "windows": cap_windows}
 
     # throughput: the post-warm-up samples taken while the producer was still sending
     post = [s for s in samples if warm_t is not None and warm_t <= s["t"] <= elapsed.value + 0.5]
@@ -452,6 +495,7 @@ def main(argv: list[str] | None = None) -> int:
     achieved = total / (elapsed.value or produce_end)
     bare_rate = bare_n / bare_s
     mem = verdict(samples, warm_t, args.tolerance)
+    cap = capacity_summary(capacity, bare_rate, n_features)
     p50 = quantile(0.5, final["buckets"])
     p99 = quantile(0.99, final["buckets"])
     results.update(
@@ -481,6 +525,7 @@ def main(argv: list[str] | None = None) -> int:
                 "engine_sustained_vs_bare": sustained / bare_rate,
             },
             "memory": mem,
+            "capacity": cap,
         }
     )
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -522,8 +567,69 @@ def main(argv: list[str] | None = None) -> int:
             f"{mem['max_minus_min_mb']:.1f} MB; tolerance {args.tolerance:.0%} of warm RSS "
             f"= {mem['tolerance_mb']:.1f} MB: {mem['verdict']}"
         )
+    if cap is not None:
+        print(
+            f"capacity: the engine re-read {cap['messages']:,} soak messages at "
+            f"{cap['events_per_s']:,.0f} events/s ({cap['feature_values_per_s']:,.0f} "
+            f"feature-values/s), {cap['vs_bare']:.2f} of the bare consumer"
+        )
+        ref = cap.get("engine_benchmark")
+        if ref is None:
+            print(f"  (no {KAFKA_RESULTS.name} to compare with: run kafka_throughput.py)")
+        else:
+            print(
+                f"  engine benchmark ({ref['date']}, JSON, {ref['features']} features): "
+                f"{ref['events_per_s']:,.0f} events/s = {ref['feature_values_per_s']:,.0f} "
+                f"feature-values/s, {ref['vs_bare']:.2f} of its bare consumer"
+            )
+            print(
+                f"  soak ÷ benchmark: feature-values/s {cap['fv_vs_benchmark']:.2f} (within 20 %: "
+                f"{'yes' if cap['within_20pct'] else 'NO'}); events/s "
+                f"{cap['events_vs_benchmark']:.2f}; share of a bare consumer "
+                f"{cap['share_vs_benchmark']:.2f}"
+            )
     print(f"results: {out}")
     return 0 if mem["verdict"] != "FAIL" else 1
+
+
+def capacity_summary(
+    capacity: dict[str, Any] | None, bare_rate: float, n_features: int
+) -> dict[str, Any] | None:
+    """The capacity run's rates, and the comparison with the engine benchmark's JSON run
+    (``benchmarks/results/kafka_throughput.json``, 1 model × 20 features). The engine's cost
+    per event grows with its features (each is decoded, windowed and compared), so the
+    comparison that decides "within 20 %" is in feature-values/s; events/s and the share of
+    a bare consumer (each measured in its own run) are reported beside it."""
+    if capacity is None:
+        return None
+    rate = capacity["messages"] / capacity["seconds"]
+    out: dict[str, Any] = {
+        **capacity,
+        "events_per_s": rate,
+        "feature_values_per_s": rate * n_features,
+        "vs_bare": rate / bare_rate,
+        "method": "engine_run of kafka_throughput.py (in process, assign mode, a fresh state "
+        "directory) over the soak topic's first messages, after the soak",
+    }
+    try:
+        kt = json.loads(KAFKA_RESULTS.read_text())
+        js = kt["formats"]["json"]
+    except (OSError, KeyError, ValueError):
+        return out
+    out["engine_benchmark"] = {
+        "file": str(KAFKA_RESULTS.relative_to(HERE.parent)),
+        "date": kt["date"],
+        "features": kt["features"],
+        "events_per_s": js["engine_events_per_s"],
+        "feature_values_per_s": js["engine_events_per_s"] * kt["features"],
+        "vs_bare": js["ratio"],
+    }
+    bench_fv = js["engine_events_per_s"] * kt["features"]
+    out["fv_vs_benchmark"] = out["feature_values_per_s"] / bench_fv
+    out["events_vs_benchmark"] = rate / js["engine_events_per_s"]
+    out["share_vs_benchmark"] = out["vs_bare"] / js["ratio"]
+    out["within_20pct"] = out["fv_vs_benchmark"] >= 0.8
+    return out
 
 
 if __name__ == "__main__":
