@@ -29,7 +29,22 @@ from numpy.typing import NDArray
 
 from ._jit import kernel
 
-__all__ = ["mean_shift_test"]
+__all__ = ["mean_shift_test", "sorted_moments"]
+
+
+@kernel
+def sorted_moments(x: NDArray[np.float64]) -> tuple[float, float]:
+    """``(mean, sum of squared deviations)`` of the sorted finite values ``x`` (at least
+    one). A constant sample (sorted: first == last) is exactly its value with no spread,
+    whatever the rounding of a sum would give."""
+    n = x.shape[0]
+    if x[0] == x[n - 1]:
+        return x[0], 0.0
+    mean = x.sum() / n
+    ss = 0.0
+    for v in x:
+        ss += (v - mean) * (v - mean)
+    return mean, ss
 
 
 @kernel
@@ -51,15 +66,8 @@ def mean_shift_test(
     nan = math.nan
     if n < 2 or ref_n < 2 or not (math.isfinite(ref_mean) and math.isfinite(ref_std)):
         return nan, nan
-    # a constant window (sorted: first == last) is exactly its value, whatever the
-    # rounding of a sum
-    mean, var = cur[0], 0.0
-    if cur[0] != cur[n - 1]:
-        mean = cur.sum() / n
-        ss = 0.0
-        for x in cur:
-            ss += (x - mean) * (x - mean)
-        var = ss / (n - 1)
+    mean, ss = sorted_moments(cur)
+    var = ss / (n - 1)
     diff = mean - ref_mean
     if ref_std > 0:
         shift = diff / ref_std

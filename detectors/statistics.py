@@ -14,7 +14,7 @@ from .chi2 import _chi2
 from .ecdf import ks_w1_merge, ks_w1_sorted
 from .jensen_shannon import _js_distance
 from .linf import _linf
-from .location import mean_shift_test
+from .location import mean_shift_test, sorted_moments
 from .psi import PSI_EPSILON, _psi
 from .quality import bucket_counts, out_of_range_sorted
 from .reference import CategoricalReference, NumericReference
@@ -216,14 +216,8 @@ def _compare_samples(
         return (nan, nan, nan, nan, nan, nan, nan), 0
     props = _bin_counts_sorted(prev, edges) / big_m
     cur_props = cur_counts / n
-    std = 0.0  # a constant window (sorted: first == last), whatever the rounding of its mean
-    mean = prev[0]
-    if prev[0] != prev[big_m - 1]:
-        mean = prev.sum() / big_m
-        var = 0.0
-        for x in prev:
-            var += (x - mean) * (x - mean)
-        std = math.sqrt(var / big_m)
+    mean, ss = sorted_moments(prev)
+    std = math.sqrt(ss / big_m)
     d, w1 = ks_w1_merge(prev, cur)
     norm = std if std > 0 and math.isfinite(std) else 1.0
     shift, mp = mean_shift_test(cur, mean, std, big_m)

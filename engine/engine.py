@@ -36,7 +36,7 @@ from driftline.baseline import Baseline
 from driftline.config import Config, WindowConfig
 from driftline.events import MESSAGE, DeadLetter, Decoded, FieldMap, decode_batch, decode_labels
 from driftline.exceptions import BaselineError, RegistryError
-from driftline.health import Change, Health, HealthTracker
+from driftline.health import Change, Health, HealthTracker, fold
 from driftline.monitor import Monitor, Prepared, policy_for, resolve_columns
 from driftline.proxy import ProxyBaseline, ProxyConfig, ProxyTracker
 from driftline.quality import QualityStreams
@@ -441,9 +441,7 @@ class Engine:
         if self.quality is not None and stream.source == INFERENCE:
             verdicts.append(self.quality.verdict(stream.model, stream.version))
         for level, extra in verdicts:
-            if extra:
-                skew["health"] = str(max(Health.parse(skew["health"]), level))
-                skew["reasons"] = [*skew["reasons"], *extra]
+            fold(skew, level, extra)
         observed = Health.parse(skew["health"])
         if drift is not None and drift["dataset_drift"]["drift"]:
             observed = max(observed, Health.WARNING)

@@ -14,6 +14,7 @@ across restarts.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,15 @@ class Health(enum.IntEnum):
 
     def __str__(self) -> str:
         return self.name.lower()
+
+
+def fold(record: dict[str, Any], level: Health, reasons: Sequence[str]) -> None:
+    """Fold the verdict of another series of the model version (its proxy metrics, its
+    realised quality) into a window ``record``: its health raised to ``level`` and its
+    ``reasons`` added. A verdict without reasons leaves the record as it is."""
+    if reasons:
+        record["health"] = str(max(Health.parse(record["health"]), level))
+        record["reasons"] = [*record["reasons"], *reasons]
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from driftline.baseline import Baseline
 from driftline.connectors.files import FileFormat, detect_format, read_batches, schema_of
 from driftline.detectors import DriftPolicy
 from driftline.exceptions import ConfigError, DataError
-from driftline.health import Health
+from driftline.health import Health, fold
 from driftline.monitor import Monitor, column_floats, policy_for, resolve_columns
 from driftline.output import Progress, TableWriter, jsonl
 from driftline.proxy import TASKS, ProxyConfig, ProxyTracker
@@ -246,9 +246,7 @@ class Realised:
         perf = performance_record(
             key, window.index, self.tracker, ts, scores, labels, source="data"
         )
-        level = max(Health.parse(record["health"]), Health.parse(perf["observed_health"]))
-        record["health"] = str(level)
-        record["reasons"] = [*record["reasons"], *perf["reasons"]]
+        fold(record, Health.parse(perf["observed_health"]), perf["reasons"])
         return perf
 
 

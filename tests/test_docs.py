@@ -574,7 +574,7 @@ def window_record(example: Path, tmp_path_factory: pytest.TempPathFactory) -> di
     )
     assert code == 0
     records = [orjson.loads(line) for line in out.read_bytes().splitlines()]
-    return records[-1]
+    return [r for r in records if r["kind"] == "skew"][-1]
 
 
 def _shape_within(shown: Any, real: Any, where: str) -> None:
