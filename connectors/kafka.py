@@ -83,9 +83,19 @@ class Reset:
     offset: int
     policy: str
     at: float
+    truncated_to: int | None = None
+    """Set when the broker truncated the log below ``offset`` (an unclean leader election
+    rolled back records the engine had read): the position moved back to this offset,
+    where the log diverged, rather than by the policy."""
 
     def describe(self) -> str:
         when = dt.datetime.fromtimestamp(self.at, dt.UTC).isoformat(timespec="seconds")
+        if self.truncated_to is not None:
+            return (
+                f"log truncated below offset {self.offset} at {when} (records already read "
+                f"were rolled back by the broker); read again from offset {self.truncated_to}: "
+                "events may have been counted that the log no longer holds"
+            )
         return (
             f"offset {self.offset} out of range at {when} (the broker lost or deleted those "
             f"records); reset to the {self.policy} offset: events may have been skipped"
@@ -257,6 +267,10 @@ class KafkaSource:
             for tp in exc.args[0]:
                 self._reset(tp)
             return []
+        except kafka_errors.LogTruncationError as exc:  # KIP-320: the log diverged
+            for tp, divergent in exc.divergent_offsets.items():
+                self._truncated(tp, None if divergent is None else divergent.offset)
+            return []
         if not polled:
             self._beyond_the_end()
         out = []
@@ -282,11 +296,31 @@ class KafkaSource:
         position and then skip everything before it."""
         for tp in self.consumer.assignment():
             high = self.consumer.highwater(tp)
-            # the position without a request (kafka-python 3.0.x's subscription state)
-            state = self.consumer._subscription.assignment.get(tp)
-            position = None if state is None or state.position is None else state.position.offset
+            position = self._position(tp)
             if high is not None and position is not None and position > high:
                 self._reset(tp, position)
+
+    def _position(self, tp: TopicPartition) -> int | None:
+        """The position without a request (kafka-python 3.0.x's subscription state)."""
+        state = self.consumer._subscription.assignment.get(tp)
+        return None if state is None or state.position is None else int(state.position.offset)
+
+    def _truncated(self, tp: TopicPartition, divergent: int | None) -> None:
+        """The broker truncated the log below the position (an unclean leader election):
+        read again from where the log diverged, or by the policy when the broker does not
+        know where that is; log and report it either way."""
+        position = self._position(tp)
+        if divergent is None or position is None:
+            self._reset(tp, position if position is not None else -1)
+            return
+        log.error(
+            "%s/%d: log truncated below offset %d by the broker (records read were rolled "
+            "back): read again from offset %d",
+            tp.topic, tp.partition, position, divergent,
+        )  # fmt: skip
+        policy = self.cfg.auto_offset_reset
+        self._resets.append(Reset(tp.topic, tp.partition, position, policy, time.time(), divergent))
+        self.consumer.seek(tp, divergent)
 
     def _reset(self, tp: TopicPartition, offset: int | None = None) -> None:
         """Move to the ``kafka.auto_offset_reset`` end of the partition; with ``offset`` (a

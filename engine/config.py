@@ -351,6 +351,10 @@ class Config:
     labels: LabelsConfig = field(default_factory=LabelsConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    registry_retry: float = 30.0
+    """``[registry] retry``: seconds before a model version whose baseline could not be
+    resolved (registry down, version not linked yet, no baseline in the config) is looked
+    up again; its events are dead-lettered meanwhile."""
     baseline_dirs: tuple[Path, ...] = ()
     """``[registry] baseline_dirs``: the directories a baseline named by the registry may be
     read from (default: the config file's directory). Paths in the config file itself are
@@ -751,6 +755,7 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
     reg = root.table("registry")
     registry = reg.optional_string("url")
     baseline_dirs = tuple(_resolve(base, d) for d in reg.strings("baseline_dirs")) or (base,)
+    registry_retry = reg.duration("retry")
     if registry is not None and not registry.startswith(("sqlite:///", "mlflow+")):
         raise ConfigError(
             "registry.url must be sqlite:///path.db or mlflow+http(s)://host:port, "
@@ -796,6 +801,7 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
         checkpoint_interval=5.0 if interval is None else interval,
         fields=fields,
         registry=registry,
+        registry_retry=30.0 if registry_retry is None else registry_retry,
         alerts=alerts,
         actions=actions,
         labels=labels,

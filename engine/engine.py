@@ -194,6 +194,7 @@ class Engine:
         threads: int = 0,
         on_change: Callable[[str, str, Change], None] | None = None,
         listener: WindowListener | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.sink = sink
@@ -222,7 +223,9 @@ class Engine:
         self._pool = (
             ThreadPoolExecutor(self._workers, "driftline-column") if self._workers > 1 else None
         )
-        self._unknown: set[tuple[str, str]] = set()
+        self._clock = clock
+        self._unknown: dict[tuple[str, str], float] = {}
+        """Model versions without a baseline, and when (``clock``) to look theirs up again."""
 
     def close(self) -> None:
         if self._pool is not None:
@@ -335,14 +338,6 @@ class Engine:
         self, model: str, version: str, table: pa.Table, values: Sequence[bytes | None]
     ) -> list[DeadLetter]:
         """The dead letters of ``table``'s messages: their version has no baseline."""
-        if (model, version) not in self._unknown:
-            self._unknown.add((model, version))
-            log.warning(
-                "no baseline for model %r version %r: its events are dead-lettered "
-                "(add it to [[models]] in the config)",
-                model,
-                version,
-            )
         reason = f"no baseline configured for model '{model}' version '{version}'"
         return [
             DeadLetter(values[int(i)] or b"", reason, "no_baseline", int(i))
@@ -354,13 +349,7 @@ class Engine:
         stream = self.streams.get(key)
         if stream is not None:
             return stream
-        if (model, version) in self._unknown:
-            return None
-        try:
-            baseline = self.resolver.resolve(model, version)
-        except (BaselineError, RegistryError) as exc:  # a bad file, a registry that is down
-            log.error("model %r version %r: no baseline: %s", model, version, exc)
-            baseline = None
+        baseline = self._baseline(model, version)
         if baseline is None:
             return None
         stream = Stream(
@@ -373,6 +362,39 @@ class Engine:
         self.streams[key] = stream
         log.info("monitoring model %r version %r (%s events)", model, version, source)
         return stream
+
+    def _baseline(self, model: str, version: str) -> Baseline | None:
+        """The version's baseline, or None. A version without one (not configured, not
+        linked in the registry yet, the registry down, a bad file) is looked up again once
+        ``registry.retry`` has passed, not on every event."""
+        version_key = (model, version)
+        retry_at = self._unknown.get(version_key)
+        now = self._clock()
+        if retry_at is not None and now < retry_at:
+            return None
+        error = None
+        try:
+            baseline = self.resolver.resolve(model, version)
+        except (BaselineError, RegistryError) as exc:  # a bad file, a registry that is down
+            baseline, error = None, exc
+        if baseline is not None:
+            if retry_at is not None:
+                log.info("model %r version %r: baseline found, monitored from now on", *version_key)
+                del self._unknown[version_key]
+            return baseline
+        if retry_at is None:  # logged once, not at every retry
+            if error is not None:
+                log.error("model %r version %r: no baseline: %s", model, version, error)
+            log.warning(
+                "no baseline for model %r version %r: its events are dead-lettered and it is "
+                "looked up again every %g s (add it to [[models]] in the config, or link it "
+                "in the registry)",
+                model,
+                version,
+                self.config.registry_retry,
+            )
+        self._unknown[version_key] = now + self.config.registry_retry
+        return None
 
     def _proxy_config(self, model: str) -> ProxyConfig:
         m = self.config.model(model)
@@ -553,8 +575,11 @@ class Engine:
         return Snapshot(meta, tables, arrays)
 
     def restore(self, snap: Snapshot) -> None:
-        """Resume from a checkpoint (before processing anything)."""
+        """Resume from a checkpoint (before processing anything). The streams' baselines are
+        resolved first: a registry that is down raises :class:`RegistryError` before any
+        state is taken, so the call can be made again."""
         meta = snap.meta
+        baselines = [self.resolver.resolve(s["model"], s["version"]) for s in meta["streams"]]
         self.positions = offsets_from_json(meta["positions"])
         for h in meta["health"]:
             state = {k: v for k, v in h.items() if k not in ("model", "version")}
@@ -566,8 +591,7 @@ class Engine:
             (m, v): snap.arrays[f"proxy{i}"].tobytes()
             for i, (m, v) in enumerate(meta.get("proxies", []))
         }
-        for i, s in enumerate(meta["streams"]):
-            baseline = self.resolver.resolve(s["model"], s["version"])
+        for i, (s, baseline) in enumerate(zip(meta["streams"], baselines, strict=True)):
             if baseline is None:
                 log.warning(
                     "checkpoint: model %r version %r has no baseline any more; its open "

@@ -41,7 +41,7 @@ from driftline.health import Change
 from driftline.outbox import Outbox
 from driftline.registry import HEALTH_TAG, AliasCache, HealthTags, Registry
 from driftline.service import Faults, Recent, Service, items
-from driftline.state import StateDir, StateError
+from driftline.state import Snapshot, StateDir, StateError
 
 if TYPE_CHECKING:
     from driftline.connectors.http import HttpServer
@@ -261,7 +261,8 @@ class Server:
     def run(self) -> None:
         snap = self.state.read()
         if snap is not None:
-            self.engine.restore(snap)
+            if not self._restore(snap):
+                return  # stopped while the registry was down: the checkpoint stays as it was
             self._owned = set(self.engine.positions)
         if self.service is not None:
             self.service.restored = True
@@ -337,6 +338,29 @@ class Server:
             self._closing = True
             self.source.close()
             self.worker.stop()
+
+    def _restore(self, snap: Snapshot) -> bool:
+        """Resume from the checkpoint. Its versions' baselines may come from a registry that
+        is down: the engine then waits for it, not ready, trying again with a backoff of at
+        most ``registry.retry``, rather than resume without their open windows. False when
+        stopped while waiting."""
+        delay = 1.0
+        while True:
+            try:
+                self.engine.restore(snap)
+            except RegistryError as exc:
+                if self.service is None or "registry" not in self.service.problems:
+                    log.error("cannot resume yet, the checkpoint's baselines: %s", exc)
+                self._problem("registry", f"the checkpoint's baselines not resolved: {exc}")
+                if self.stop.wait(delay):
+                    log.info("stopped before resuming: the checkpoint is left as it was")
+                    return False
+                delay = min(delay * 2, self.config.registry_retry)
+                continue
+            if self.service is not None and "registry" in self.service.problems:
+                log.warning("the registry answers again: resumed from the checkpoint")
+                self._problem("registry", None)
+            return True
 
     def _commit(self, positions: dict[Partition, int] | None) -> bool:
         """Commit what a checkpoint covers (nothing when it failed). A broker that cannot be

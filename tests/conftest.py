@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 from brokers import tansu
 from hypothesis import HealthCheck, settings
+from mlflow_server import mlflow_executable
+from services import missing_service
 
 from driftline.example import write_example, write_example_baseline
 
@@ -36,6 +38,16 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = Path(tmp_path_factory.mktemp("tansu")) / "tansu.log"
     with tansu(log) as bootstrap:
         yield bootstrap
+
+
+@pytest.fixture(scope="session")
+def mlflow_exe() -> Path:
+    """The ``mlflow`` executable a real MLflow server is started with."""
+    executable = mlflow_executable()
+    if executable is None:
+        missing_service("no mlflow server: `make test` installs one in .venv-mlflow")
+    assert executable is not None
+    return executable
 
 
 @pytest.fixture

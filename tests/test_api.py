@@ -425,6 +425,25 @@ def test_metric_cardinality_is_bounded(data: Path, tmp_path: Path) -> None:
     )
 
 
+def test_the_records_kept_for_the_api_are_bounded() -> None:
+    """``api.keep_windows`` records per model version, of at most 1,000 versions (the least
+    recently updated goes first); every record still reaches the sink behind."""
+    sink = MemorySink()
+    recent = Recent(sink, keep=3)
+
+    def record(version: str, index: int) -> dict[str, Any]:
+        return {"model": "m", "version": version, "kind": "skew", "window": {"index": index}}
+
+    for i in range(10):
+        recent.publish(record("1", i))
+    assert [r["window"]["index"] for r in recent.windows("m", "1") or []] == [7, 8, 9]
+    for v in range(2, 1002):  # 1,000 more versions
+        recent.publish(record(str(v), 0))
+    assert recent.get("m", "1") is None  # the oldest, dropped
+    assert recent.get("m", "2") is not None and len(recent.latest()) == 1000
+    assert len(sink.records) == 10 + 1000
+
+
 def test_a_model_without_a_baseline_is_rejected(data: Path, tmp_path: Path) -> None:
     rig = Rig(data, tmp_path)
     rows = events(serving(data).slice(0, 4), model="fraud") + events(

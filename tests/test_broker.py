@@ -4,12 +4,17 @@ dead-lettered)."""
 
 from __future__ import annotations
 
+import time
+
 import orjson
 import pyarrow as pa
 import pytest
-from kafka import KafkaProducer
+from kafka import KafkaProducer, OffsetAndMetadata, TopicPartition
+from kafka import errors as kafka_errors
 from kafka_io import read_all
 
+from driftline.config import KafkaConfig, Topics
+from driftline.connectors.kafka import KafkaSource
 from driftline.events import ARROW, JSON, Decoded, FieldMap, decode_batch
 
 
@@ -69,3 +74,54 @@ def test_arrow_batches_round_trip(broker: str, topic: str) -> None:
     producer.close()
     decoded = decode_topic(broker, topic, 3)
     assert decoded.dead == [] and decoded.events == 30_000
+
+
+@pytest.mark.parametrize("divergent", [300, None])
+def test_a_truncated_log_moves_the_source_back_and_is_reported(
+    broker: str, topic: str, monkeypatch: pytest.MonkeyPatch, divergent: int | None
+) -> None:
+    """KIP-320: an unclean leader election rolled back records the source had read, and
+    kafka-python raises LogTruncationError from poll (a one-node broker cannot do that, so
+    the error is raised in its place). The source reads again from where the log diverged
+    (or, when the broker does not know, from the ``auto_offset_reset`` end), and reports it
+    as a reset. A real broker and consumer otherwise."""
+    producer = KafkaProducer(bootstrap_servers=broker)
+    for i in range(500):
+        producer.send(topic, orjson.dumps({"i": i}))
+    producer.flush()
+    producer.close()
+    cfg = KafkaConfig(bootstrap_servers=broker, mode="assign", topics=Topics(inference=topic))
+    source = KafkaSource(cfg, [topic])
+    try:
+        source.start()
+        read = 0
+        deadline = time.monotonic() + 30
+        while read < 500 and time.monotonic() < deadline:
+            read += sum(len(m.offsets) for m in source.poll(200))
+        assert read == 500
+        tp = TopicPartition(topic, 0)
+        offset = None if divergent is None else OffsetAndMetadata(divergent, "", 0)
+        truncated = kafka_errors.LogTruncationError({tp: offset})
+
+        def poll(**_: object) -> None:
+            raise truncated
+
+        monkeypatch.setattr(source.consumer, "poll", poll)
+        assert source.poll(200) == []
+        monkeypatch.undo()
+        (reset,) = source.take_resets()
+        assert (reset.topic, reset.partition, reset.offset) == (topic, 0, 500)
+        if divergent is None:  # by the policy: earliest
+            assert reset.truncated_to is None and "out of range" in reset.describe()
+        else:
+            assert reset.truncated_to == 300
+            assert "log truncated below offset 500" in reset.describe()
+            assert "read again from offset 300" in reset.describe()
+        again: list[int] = []
+        want = 200 if divergent is not None else 500
+        deadline = time.monotonic() + 30
+        while len(again) < want and time.monotonic() < deadline:
+            again.extend(o for m in source.poll(200) for o in m.offsets)
+        assert again == list(range(500 - want, 500))
+    finally:
+        source.close()

@@ -294,6 +294,9 @@ def test_api_and_metrics_defaults_and_values(folder: Path) -> None:
         ("[api]\nprot = true", "api.prot: unknown key"),
         ("[metrics]\nmax_versions = 0", "metrics.max_versions must be a positive integer"),
         ("[metrics]\nfeatures = 3", "metrics.features must be a list of strings, got 3"),
+        ('[registry]\nretry = "0s"', "registry.retry: a duration must be positive, got '0s'"),
+        ("[registry]\nretry = 30", 'registry.retry must be a duration such as "5m", got 30'),
+        ('[registry]\nretyr = "1m"', "registry.retyr: unknown key"),
     ],
 )
 def test_api_and_metrics_mistakes_name_the_key(folder: Path, table: str, message: str) -> None:

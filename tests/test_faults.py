@@ -45,7 +45,7 @@ from kafka_io import (
     topics_for,
     write_config,
 )
-from mlflow_server import mlflow_executable, mlflow_server
+from mlflow_server import mlflow_server
 from prometheus_client.parser import text_string_to_metric_families
 from receivers import HookServer
 from services import missing_service
@@ -516,15 +516,6 @@ def test_broker_killed_and_restarted_empty_the_engine_reconnects_and_reports_the
 # -- the webhook receiver and MLflow ------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def mlflow_exe() -> Path:
-    executable = mlflow_executable()
-    if executable is None:
-        missing_service("no mlflow server: `make test` installs one in .venv-mlflow")
-    assert executable is not None
-    return executable
-
-
 def test_webhook_receiver_and_mlflow_down_and_back(
     broker: str, data: Path, replayed: list[Record], tmp_path: Path, mlflow_exe: Path
 ) -> None:
@@ -605,4 +596,53 @@ def test_webhook_receiver_and_mlflow_down_and_back(
     assert set(delivered) == ids and set(delivered.values()) == {1}  # once each
     assert all(r.signed for r in received)
     assert [r.json()["id"] for r in received if r.answered == 200] == [a["id"] for a in alerts]  # type: ignore[index]
+    assert_replay(got, replayed, range(24))
+
+
+def test_a_restart_while_mlflow_is_down_waits_not_ready_and_resumes_once_it_is_back(
+    broker: str, data: Path, replayed: list[Record], tmp_path: Path, mlflow_exe: Path
+) -> None:
+    """The checkpoint's version has its baseline through MLflow, and MLflow is down when the
+    engine starts again: the engine waits, not ready, with the registry as the reason. A
+    SIGTERM then exits 0 and leaves the checkpoint as it was. Started again, it resumes
+    once MLflow is back, and the records over the whole run are replay's."""
+    store, mlflow_port = tmp_path / "mlflow", free_port()
+    store.mkdir()
+    url = f"mlflow+http://127.0.0.1:{mlflow_port}?timeout=1"
+    extra = f"[registry]\nurl = '{url}'\nretry = '2s'\nbaseline_dirs = ['{data}']\n"
+    topics, cfg, port = setup(broker, "registry-restart", data, tmp_path, extra=extra)
+    checkpoint = tmp_path / "registry-restart-state" / "checkpoint.zip"
+    evs = serving_events(data, version="1")
+    half = 10 * WINDOW + WINDOW // 2  # window 10 open at the stop
+    with mlflow_server(mlflow_exe, store, port=mlflow_port) as address:
+        reg = MlflowRegistry(f"mlflow+{address}")
+        register(reg, "fraud", "1", data / "fraud.dlb")
+        reg.close()
+        with engine(cfg, port) as e:
+            e.wait_ready()
+            produce_events(broker, topics["inference"], evs[:half])
+            e.wait_events(half)
+            e.stop()
+    saved = checkpoint.read_bytes()
+    # MLflow is down now
+    with engine(cfg, port) as e:
+
+        def waiting() -> Any:
+            status, body = e.readyz()
+            return status == 503 and any(r.startswith("registry: ") for r in body["reasons"])
+
+        wait_for(waiting, "/readyz 503 with the registry as the reason")
+        log = e.stop()
+    assert "cannot resume yet, the checkpoint's baselines" in log
+    assert "stopped before resuming" in log
+    assert checkpoint.read_bytes() == saved
+    with engine(cfg, port) as e:
+        wait_for(waiting, "/readyz 503 with the registry as the reason, again")
+        with mlflow_server(mlflow_exe, store, port=mlflow_port):
+            e.wait_ready()
+            produce_events(broker, topics["inference"], evs[half:])
+            e.wait_events(len(evs) - half)
+            e.stop()
+    assert "resumed from the checkpoint" in e.text()
+    got = published(broker, topics["windows"], 47)
     assert_replay(got, replayed, range(24))

@@ -20,8 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 from brokers import free_port
 from kafka_io import events
-from mlflow_server import mlflow_executable, mlflow_server
-from services import missing_service
+from mlflow_server import mlflow_server
 from sinks import MemorySink
 
 from driftline import baseline as bl
@@ -40,12 +39,9 @@ from driftline.registry import HealthTags, RegistryBaselines, open_registry, reg
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server(mlflow_exe: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The http:// address of a real MLflow tracking server."""
-    executable = mlflow_executable()
-    if executable is None:
-        missing_service("no mlflow server: `make test` installs one in .venv-mlflow")
-    with mlflow_server(executable, tmp_path_factory.mktemp("mlflow")) as address:
+    with mlflow_server(mlflow_exe, tmp_path_factory.mktemp("mlflow")) as address:
         yield address
 
 
@@ -398,3 +394,92 @@ def test_cli_register_alias_show(
     down = f"mlflow+http://127.0.0.1:{free_port()}"
     assert main(["registry", "show", "cli", "--registry", down]) == 2
     assert f"MLflow registry {down}: cannot connect" in capsys.readouterr().err
+
+
+def late_config(tmp_path: Path, url: str) -> cfgmod.Config:
+    path = tmp_path / "driftline.toml"
+    path.write_text(
+        "[kafka.topics]\ninference = 'inf'\n"
+        f"[state]\ndir = '{tmp_path / 'state'}'\n[window]\nsize = 1000\n"
+        f"[registry]\nurl = '{url}'\nretry = '30s'\n[[models]]\nname = 'late'\n"
+    )
+    return cfgmod.load(path)
+
+
+def late_messages(data: Path, start: int, stop: int) -> Messages:
+    table = pq.read_table(data / "serving.parquet").slice(start, stop - start)
+    values = [orjson.dumps({**e, "model": "late", "version": "1"}) for e in events(table)]
+    n = len(values)
+    return Messages("inf", 0, list(range(start, stop)), values, [JSON] * n, [0.0] * n)
+
+
+def test_a_new_version_seen_while_mlflow_is_down_is_looked_up_again_once_it_is_back(
+    data: Path, tmp_path: Path, mlflow_exe: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The first events of a version arrive while MLflow is down: they are dead-lettered and
+    counted, and the version is not asked for again before ``registry.retry`` has passed.
+    Once MLflow is back (with the version linked) and the retry is due, its events are
+    monitored."""
+    port = free_port()
+    cfg = late_config(tmp_path, f"mlflow+http://127.0.0.1:{port}?timeout=1")
+    assert cfg.registry_retry == 30.0
+    now = [0.0]
+    reg = open_registry(cfg.registry or "")
+    sink = MemorySink()
+    engine = Engine(cfg, sink, RegistryBaselines(reg, ConfigBaselines(cfg)), clock=lambda: now[0])
+    caplog.set_level(logging.INFO, "driftline.engine")
+    engine.process(late_messages(data, 0, 100))  # MLflow down
+    assert engine.counters.invalid["no_baseline"] == 100
+    assert "cannot connect" in caplog.text and "looked up again every 30 s" in caplog.text
+    store = tmp_path / "mlflow"
+    store.mkdir()
+    with mlflow_server(mlflow_exe, store, port=port) as address:
+        up = MlflowRegistry(f"mlflow+{address}")
+        register(up, "late", "1", data / "fraud.dlb")
+        up.close()
+        now[0] = 29.0  # not yet due: not asked again, though MLflow would answer now
+        engine.process(late_messages(data, 100, 200))
+        assert engine.counters.invalid["no_baseline"] == 200
+        assert not engine.streams
+        now[0] = 30.0
+        engine.process(late_messages(data, 200, 3200))
+    engine.close()
+    reg.close()
+    assert engine.counters.invalid["no_baseline"] == 200  # nothing more
+    assert engine.counters.events[("late", "1", "inference")] == 3000
+    assert [r["window"]["count"] for r in sink.records if r["kind"] == "skew"] == [1000] * 3
+    assert "baseline found, monitored from now on" in caplog.text
+
+
+def test_a_restore_waits_for_the_registry_that_links_its_baselines(
+    data: Path, tmp_path: Path, mlflow_exe: Path
+) -> None:
+    """A checkpoint's version whose baseline MLflow links: resumed while MLflow is down, the
+    restore raises before taking any state, and once MLflow is back the same call resumes,
+    so that the records equal those of an uninterrupted run."""
+    store, port = tmp_path / "mlflow", free_port()
+    store.mkdir()
+    cfg = late_config(tmp_path, f"mlflow+http://127.0.0.1:{port}?timeout=1")
+    with mlflow_server(mlflow_exe, store, port=port):
+        reg = open_registry(cfg.registry or "")
+        register(reg, "late", "1", data / "fraud.dlb")
+        whole, first = MemorySink(), MemorySink()
+        uninterrupted = Engine(cfg, whole, RegistryBaselines(reg, ConfigBaselines(cfg)))
+        uninterrupted.process(late_messages(data, 0, 3500))
+        uninterrupted.close()
+        stopped = Engine(cfg, first, RegistryBaselines(reg, ConfigBaselines(cfg)))
+        stopped.process(late_messages(data, 0, 1500))  # window 1 open
+        snap = stopped.snapshot()
+        stopped.close()
+    rest = MemorySink()
+    resumed = Engine(cfg, rest, RegistryBaselines(reg, ConfigBaselines(cfg)))
+    with pytest.raises(RegistryError, match="cannot connect"):
+        resumed.restore(snap)  # MLflow down
+    assert not resumed.streams and not resumed.positions and not resumed.health
+    with mlflow_server(mlflow_exe, store, port=port):
+        resumed.restore(snap)
+        resumed.process(late_messages(data, 1500, 3500))
+    resumed.close()
+    reg.close()
+    assert len(whole.records) == 5  # 3 skew, 2 drift: the test compares something
+    assert first.records + rest.records == whole.records
