@@ -141,7 +141,7 @@ def _soak_section(path: Path) -> list[str]:
             line += (
                 f" The engine benchmark ({ref['date']}, {ref['features']} features): "
                 f"{ref['feature_values_per_s']:,.0f} feature-values/s; soak ÷ benchmark "
-                f"{cap['fv_vs_benchmark']:.2f} in feature-values/s (within 20 %: "
+                f"{cap['fv_vs_benchmark']:.2f} in feature-values/s (no more than 20 % below: "
                 f"**{'yes' if cap['within_20pct'] else 'no'}**), "
                 f"{cap['events_vs_benchmark']:.2f} in events/s."
             )

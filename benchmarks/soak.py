@@ -591,7 +591,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"feature-values/s, {ref['vs_bare']:.2f} of its bare consumer"
             )
             print(
-                f"  soak ÷ benchmark: feature-values/s {cap['fv_vs_benchmark']:.2f} (within 20 %: "
+                f"  soak ÷ benchmark: feature-values/s {cap['fv_vs_benchmark']:.2f} "
+                "(no more than 20 % below: "
                 f"{'yes' if cap['within_20pct'] else 'NO'}); events/s "
                 f"{cap['events_vs_benchmark']:.2f}; share of a bare consumer "
                 f"{cap['share_vs_benchmark']:.2f}"

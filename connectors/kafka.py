@@ -112,6 +112,25 @@ def _client(cfg: KafkaConfig) -> dict[str, Any]:
     }
 
 
+def unreachable(cfg: KafkaConfig, exc: KafkaError) -> KafkaUnavailable:
+    """The error of a client that could not reach the brokers. kafka-python reports a
+    refused SASL password or TLS certificate only as a failed bootstrap, so with SASL or
+    TLS the message says what else to check."""
+    sec = cfg.security
+    hints = []
+    if sec.protocol.startswith("SASL"):
+        hints.append(
+            f"with {sec.protocol}, check kafka.sasl_mechanism ({sec.sasl_mechanism}), "
+            f"kafka.sasl_username and ${sec.sasl_password_env}"
+        )
+    if sec.protocol.endswith("SSL"):
+        hints.append("with TLS, check that kafka.ssl_cafile signed the broker's certificate")
+    hint = "".join(f"; {h}" for h in hints)
+    return KafkaUnavailable(
+        f"kafka.bootstrap_servers {cfg.bootstrap_servers}: cannot connect: {exc}{hint}"
+    )
+
+
 def check_topics(cfg: KafkaConfig, topics: Iterable[str], *, create: bool = False) -> None:
     """Fail (naming them) when topics are missing; with ``create``, create them instead."""
     from kafka.admin import KafkaAdminClient, NewTopic
@@ -119,9 +138,7 @@ def check_topics(cfg: KafkaConfig, topics: Iterable[str], *, create: bool = Fals
     try:
         admin = KafkaAdminClient(**_client(cfg), request_timeout_ms=10_000)
     except KafkaError as exc:
-        raise KafkaUnavailable(
-            f"kafka.bootstrap_servers {cfg.bootstrap_servers}: cannot connect: {exc}"
-        ) from None
+        raise unreachable(cfg, exc) from None
     try:
         existing = set(admin.list_topics())
         missing = [t for t in dict.fromkeys(topics) if t not in existing]
@@ -203,9 +220,7 @@ class KafkaSource:
                 allow_auto_create_topics=False,
             )
         except KafkaError as exc:
-            raise KafkaUnavailable(
-                f"kafka.bootstrap_servers {cfg.bootstrap_servers}: cannot connect: {exc}"
-            ) from None
+            raise unreachable(cfg, exc) from None
         self._on_revoked = on_revoked
         self._on_assigned = on_assigned
         self._resets: list[Reset] = []
@@ -433,9 +448,7 @@ class KafkaSink:
                 max_block_ms=SEND_BLOCK_MS,
             )
         except KafkaError as exc:
-            raise KafkaUnavailable(
-                f"kafka.bootstrap_servers {self.cfg.bootstrap_servers}: cannot connect: {exc}"
-            ) from None
+            raise unreachable(self.cfg, exc) from None
 
     def _send(self, record: Record) -> None:
         topic, value, key, headers = record

@@ -255,6 +255,10 @@ class WindowConfig:
     lateness: float = 0.0
 
 
+MAX_VERSIONS = 10
+"""``models[].max_versions``' default; also the cap of a model known only to the registry."""
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     name: str
@@ -265,6 +269,9 @@ class ModelConfig:
     column of another type or missing is a config error)."""
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     """``[models.proxy]``: proxy metrics, their change detectors and rules."""
+    max_versions: int = MAX_VERSIONS
+    """Versions of this model monitored at once: a new one beyond this retires the one
+    whose last event came longest ago (its open window published as a partial window)."""
 
     def baseline_for(self, version: str) -> Path | None:
         """The baseline of ``version``: its own, or the model's default."""
@@ -512,7 +519,9 @@ def _models(
                 f"{t.path}.baseline is required (or one per version under versions, or a "
                 "[registry] that links baselines to versions)"
             )
-        out.append(ModelConfig(name, baseline, versions, categorical, _proxy(t.table("proxy"))))
+        max_versions = t.integer("max_versions", MAX_VERSIONS)
+        proxy = _proxy(t.table("proxy"))
+        out.append(ModelConfig(name, baseline, versions, categorical, proxy, max_versions))
         t.done()
     return tuple(out)
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import bisect
 import logging
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -33,7 +33,7 @@ from numpy.typing import NDArray
 
 from driftline import baseline as bl
 from driftline.baseline import Baseline
-from driftline.config import Config, WindowConfig
+from driftline.config import MAX_VERSIONS, Config, WindowConfig
 from driftline.events import MESSAGE, DeadLetter, Decoded, FieldMap, decode_batch, decode_labels
 from driftline.exceptions import BaselineError, RegistryError
 from driftline.health import Change, Health, HealthTracker, fold
@@ -45,6 +45,8 @@ from driftline.windows import CountWindower, TimeWindower, Window, Windower, res
 
 log = logging.getLogger("driftline.engine")
 
+MAX_UNKNOWN = 10_000
+"""Model versions without a baseline remembered (when to look each up again)."""
 INFERENCE = "inference"
 FEATURES = "features"
 LABELS = "labels"
@@ -134,6 +136,9 @@ class Stream:
     previous: dict[str, Prepared | None] | None = None
     partitions: set[tuple[str, int]] = field(default_factory=set)
     """The partitions its events came from (one, when events are keyed by model)."""
+    last: int = 0
+    """When its last events were pushed, in the engine's count of pushed batches: which
+    version of a model was active longest ago (``models[].max_versions``)."""
 
 
 def make_windower(w: WindowConfig, time_column: str = "ts") -> Windower:
@@ -176,6 +181,8 @@ class EngineCounters:
     """Seconds to close a window (statistics, health and publishing), per window."""
     windows_by: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     """Records published by (model, version, kind)."""
+    retired: int = 0
+    """Model versions retired to make room for a new one (``models[].max_versions``)."""
 
     @property
     def records(self) -> int:
@@ -224,8 +231,11 @@ class Engine:
             ThreadPoolExecutor(self._workers, "driftline-column") if self._workers > 1 else None
         )
         self._clock = clock
-        self._unknown: dict[tuple[str, str], float] = {}
-        """Model versions without a baseline, and when (``clock``) to look theirs up again."""
+        self._unknown: OrderedDict[tuple[str, str], float] = OrderedDict()
+        """Model versions without a baseline, and when (``clock``) to look theirs up again;
+        at most MAX_UNKNOWN (the oldest forgotten first)."""
+        self._pushes = 0
+        """Batches pushed so far (what ``Stream.last`` counts)."""
 
     def close(self) -> None:
         if self._pool is not None:
@@ -303,6 +313,8 @@ class Engine:
                         self._dead(letter, msgs)
                     continue
                 self.counters.events[(model, version, source)] += table.num_rows
+                self._pushes += 1
+                stream.last = self._pushes
                 if self.quality is not None and source == INFERENCE:
                     self.quality.predictions(model, version, table)
                 windows = stream.windower.push(self._columns(stream, table))
@@ -352,6 +364,7 @@ class Engine:
         baseline = self._baseline(model, version)
         if baseline is None:
             return None
+        self._make_room(model, version)
         stream = Stream(
             model,
             version,
@@ -394,7 +407,51 @@ class Engine:
                 self.config.registry_retry,
             )
         self._unknown[version_key] = now + self.config.registry_retry
+        self._unknown.move_to_end(version_key)
+        while len(self._unknown) > MAX_UNKNOWN:  # event after event of made-up versions
+            self._unknown.popitem(last=False)
         return None
+
+    def _make_room(self, model: str, version: str) -> None:
+        """Before a stream of a new version of ``model`` is made: when the model already
+        has ``models[].max_versions`` versions, retire the one active longest ago."""
+        active: dict[str, int] = {}
+        for (m, v, _), stream in self.streams.items():
+            if m == model:
+                active[v] = max(active.get(v, 0), stream.last)
+        m_cfg = self.config.model(model)
+        cap = m_cfg.max_versions if m_cfg is not None else MAX_VERSIONS
+        if version in active or len(active) < cap:
+            return
+        oldest = min(active, key=lambda v: active[v])
+        self._retire(model, oldest, version)
+
+    def _retire(self, model: str, version: str, newcomer: str) -> None:
+        """Stop monitoring ``version``: its open windows are published as partial windows
+        (no event goes unreported), then its streams, health, proxy series and realised
+        quality are forgotten. Should it come back, it starts afresh."""
+        log.warning(
+            "model %r: version %r retired to make room for version %r "
+            "(models[].max_versions versions are monitored at once)",
+            model,
+            version,
+            newcomer,
+        )
+        for key in [k for k in self.streams if k[:2] == (model, version)]:
+            stream = self.streams[key]
+            flushed = stream.windower.flush()
+            if flushed:
+                self._close(stream, flushed)
+            stream.monitor.close()
+            del self.streams[key]
+        self.health.pop((model, version), None)
+        self.proxies.pop((model, version), None)
+        if self.quality is not None:
+            self.quality.forget(model, version)
+        for counter in (self.counters.events, self.counters.windows_by):
+            for k in [k for k in counter if k[:2] == (model, version)]:
+                del counter[k]
+        self.counters.retired += 1
 
     def _proxy_config(self, model: str) -> ProxyConfig:
         m = self.config.model(model)
@@ -554,6 +611,7 @@ class Engine:
                     "partitions": sorted([t, p] for t, p in s.partitions),
                     "windower": wmeta,
                     "previous": previous,
+                    "last": s.last,
                 }
             )
         health = [{"model": m, "version": v, **t.snapshot()} for (m, v), t in self.health.items()]
@@ -620,7 +678,9 @@ class Engine:
                 windower,
                 previous,
                 {(str(t), int(p)) for t, p in s["partitions"]},
+                int(s.get("last", 0)),
             )
+            self._pushes = max(self._pushes, stream.last)
             self.streams[(stream.model, stream.version, stream.source)] = stream
             data = proxy_state.get((stream.model, stream.version))
             if data is not None and stream.source == INFERENCE:

@@ -174,6 +174,11 @@ class EngineCollector(Collector):
         yield CounterMetricFamily(
             "driftline_label_events_total", "Valid label events read", value=c.labels
         )
+        yield CounterMetricFamily(
+            "driftline_versions_retired_total",
+            "Model versions retired to make room for a new one (models[].max_versions)",
+            value=c.retired,
+        )
         yield _family(
             CounterMetricFamily,
             "driftline_windows_total",

@@ -169,6 +169,14 @@ class QualityStreams:
         self.verdicts: dict[tuple[str, str], tuple[int, list[str]]] = {}
         """The latest performance window's (health level, reasons) per model version."""
 
+    def forget(self, model: str, version: str) -> None:
+        """The engine stopped monitoring the version (retired): its open performance window
+        and series go; its predictions still waiting for labels expire by ``labels.ttl``."""
+        key = (model, version)
+        self._open.pop(key, None)
+        self._trackers.pop(key, None)
+        self.verdicts.pop(key, None)
+
     # -- predictions and labels ----------------------------------------------------------
 
     def predictions(self, model: str, version: str, table: pa.Table) -> None:

@@ -225,6 +225,65 @@ def test_release_reports_the_open_window_as_partial(data: Path, tmp_path: Path) 
     assert engine.streams == {} and engine.positions == {}
 
 
+def versioned(table: pa.Table, version: str, start: int) -> Messages:
+    values = [orjson.dumps(e) for e in events(table, version=version)]
+    n = len(values)
+    return Messages("inf", 0, list(range(start, start + n)), values, [JSON] * n, [0.0] * n)
+
+
+def test_a_model_keeps_at_most_max_versions_and_retires_the_one_active_longest_ago(
+    data: Path, tmp_path: Path
+) -> None:
+    """``models[].max_versions = 2``: a third version retires the version whose last event
+    came longest ago. Its open window is published as a partial one (no event goes
+    unreported) and its state goes; the choice survives a checkpoint."""
+    cfg = config(data, tmp_path, extra="max_versions = 2\n")
+    assert cfg.models[0].max_versions == 2
+    sink = MemorySink()
+    engine = Engine(cfg, sink)
+    table = serving(data)
+    engine.process(versioned(table.slice(0, 2500), "1", 0))  # window 0 closed, 500 open
+    engine.process(versioned(table.slice(2500, 300), "2", 2500))
+    engine.process(versioned(table.slice(2800, 100), "1", 2800))  # 1 active after 2
+    assert {k[1] for k in engine.streams} == {"1", "2"}
+    engine.process(versioned(table.slice(2900, 100), "3", 2900))  # retires 2
+    assert {k[1] for k in engine.streams} == {"1", "3"}
+    assert engine.counters.retired == 1
+    partial = [r for r in sink.records if r["window"]["partial"]]
+    assert [(r["version"], r["kind"], r["window"]["count"]) for r in partial] == [
+        ("2", "skew", 300)
+    ]
+    assert ("fraud", "2") not in engine.health
+    assert ("fraud", "2", "inference") not in engine.counters.events
+
+    snap = engine.snapshot()  # version 3 now the latest, 1 the one active longest ago
+    again = Engine(cfg, MemorySink())
+    again.restore(snap)
+    again.process(versioned(table.slice(3000, 100), "4", 3000))
+    assert {k[1] for k in again.streams} == {"3", "4"}
+    assert again.counters.retired == 1
+    engine.close()
+    again.close()
+
+
+def test_versions_without_a_baseline_are_remembered_up_to_a_cap(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events of made-up models are dead-lettered; the engine remembers when to look each
+    up again for at most MAX_UNKNOWN of them, so a flood of names cannot grow it."""
+    import driftline.engine as engine_module
+
+    monkeypatch.setattr(engine_module, "MAX_UNKNOWN", 3)
+    engine = Engine(config(data, tmp_path), MemorySink())
+    table = serving(data).slice(0, 1)
+    for i in range(10):
+        rows = events(table, model=f"made-up-{i}")
+        engine.process(Messages("inf", 0, [i], [orjson.dumps(rows[0])], [JSON], [0.0]))
+    assert engine.counters.invalid["no_baseline"] == 10
+    assert list(engine._unknown) == [(f"made-up-{i}", "7") for i in (7, 8, 9)]
+    engine.close()
+
+
 def test_state_dir_is_locked_and_checkpoints_are_checked(data: Path, tmp_path: Path) -> None:
     with StateDir(tmp_path / "s") as state:
         with pytest.raises(ConfigError, match="in use by driftline pid"):

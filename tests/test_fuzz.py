@@ -712,6 +712,7 @@ KEYS: dict[str, str] = {
     "policy.alpha": "num",
     "policy.drift_share": "num",
     "registry.url": "str",
+    "registry.retry": "dur",
     "alerts.outbox": "str",
     "alerts.retry_base": "dur",
     "alerts.max_attempts": "int",
@@ -731,6 +732,7 @@ KEYS: dict[str, str] = {
     "models[0].name": "str",
     "models[0].baseline": "str",
     "models[0].categorical": "strs",
+    "models[0].max_versions": "int",
     "models[0].versions": "table",
     "models[0].proxy": "table",
 }

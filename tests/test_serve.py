@@ -32,8 +32,8 @@ from kafka_io import (
     topics_for,
     write_config,
 )
+from proxies import SaslProxy, TlsProxy, self_signed
 from receivers import HookServer
-from tls_proxy import TlsProxy, self_signed
 
 from driftline.connectors.sqlite_registry import SqliteRegistry
 from driftline.connectors.tansu import free_port, tansu
@@ -507,6 +507,65 @@ def test_tls_to_the_broker_gives_the_replay_records(
         )  # fmt: skip
         assert r.returncode == 2, r.stderr[-3000:]
         assert f"kafka.bootstrap_servers {bootstrap}" in r.stderr
+        assert "with TLS, check that kafka.ssl_cafile signed the broker's certificate" in r.stderr
+
+
+def test_sasl_plain_to_the_broker_gives_the_replay_records(
+    data: Path, replayed: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """``security_protocol = "SASL_PLAINTEXT"``, mechanism PLAIN, the password from the
+    environment: serve, ``driftline produce`` and the readers authenticate to a proxy that
+    does the Kafka SASL exchange in front of the broker, and the records are the replay's.
+    A wrong password is refused: serve stops with exit code 2, naming the broker."""
+    port = free_port()
+    with (
+        SaslProxy(port, {"driftline": "s3cret"}) as proxy,
+        tansu(tmp_path / "broker.log", port=port, advertised_port=proxy.port),
+    ):
+        bootstrap = f"127.0.0.1:{proxy.port}"
+        sasl: dict[str, Any] = {
+            "security_protocol": "SASL_PLAINTEXT",
+            "sasl_mechanism": "PLAIN",
+            "sasl_plain_username": "driftline",
+            "sasl_plain_password": "s3cret",
+        }
+        topics = topics_for("sasl")
+        create_topics(bootstrap, topics.values(), **sasl)
+        cfg = write_config(
+            tmp_path / "d.toml", bootstrap, topics, data / "fraud.dlb", tmp_path / "state"
+        )
+        text = cfg.read_text().replace(
+            "[kafka]\n",
+            '[kafka]\nsecurity_protocol = "SASL_PLAINTEXT"\nsasl_mechanism = "PLAIN"\n'
+            'sasl_username = "driftline"\nsasl_password_env = "DL_SASL_PASSWORD"\n',
+        )
+        cfg.write_text(text)
+        env = {**os.environ, "DL_SASL_PASSWORD": "s3cret"}
+        r = subprocess.run(
+            [*DRIFTLINE, "produce", str(data / "serving.parquet"), "--config", str(cfg),
+             "--model", "fraud", "--model-version", "7", "--prediction", "score",
+             "--exclude", "label"],
+            capture_output=True, text=True, timeout=120, env=env,
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr[-3000:]
+        finish(serve(cfg, "--idle-exit", "3", env=env))
+        got = [orjson.loads(v) for _, v, _ in read_all(bootstrap, topics["windows"], 1, **sasl)]
+        assert_matches_replay(got, replayed)
+        assert proxy.authenticated >= 3  # produce, serve's consumer and producer, the reader
+        assert proxy.refused == 0
+
+        r = subprocess.run(
+            [*DRIFTLINE, "serve", "--config", str(cfg), "--idle-exit", "3"],
+            capture_output=True, text=True, timeout=120,
+            env={**os.environ, "DL_SASL_PASSWORD": "wrong"},
+        )  # fmt: skip
+        assert r.returncode == 2, r.stderr[-3000:]
+        assert f"kafka.bootstrap_servers {bootstrap}" in r.stderr
+        assert proxy.refused >= 1
+        assert "check kafka.sasl_mechanism (PLAIN), kafka.sasl_username and $DL_SASL_PASSWORD" in (
+            r.stderr
+        )
+        assert "wrong" not in r.stderr  # the secret is not logged
 
 
 def test_kafka_off_events_over_http_give_the_replay_records_across_a_restart(
