@@ -310,6 +310,10 @@ class Policies:
             )
         return reasons
 
+    def forget(self, model: str, version: str) -> None:
+        """The engine retired the version: its streaks go."""
+        self._seen.pop((model, version), None)
+
     def snapshot(self) -> list[list[Any]]:
         return [[m, v, s.streak, s.observed] for (m, v), s in self._seen.items()]
 

@@ -88,6 +88,9 @@ class WindowListener(Protocol):
         drift: dict[str, Any] | None,
     ) -> None: ...
 
+    def forget(self, model: str, version: str) -> None:
+        """The version was retired (``models[].max_versions``): drop what is kept of it."""
+
     def snapshot(self) -> Any: ...
 
     def restore(self, state: Any) -> None: ...
@@ -448,6 +451,8 @@ class Engine:
         self.proxies.pop((model, version), None)
         if self.quality is not None:
             self.quality.forget(model, version)
+        if self.listener is not None:
+            self.listener.forget(model, version)
         for counter in (self.counters.events, self.counters.windows_by):
             for k in [k for k in counter if k[:2] == (model, version)]:
                 del counter[k]

@@ -550,6 +550,9 @@ class Acting:
                     p.reason,
                 )  # fmt: skip
 
+    def forget(self, model: str, version: str) -> None:
+        self.policies.forget(model, version)
+
     def snapshot(self) -> Any:
         return self.policies.snapshot()
 

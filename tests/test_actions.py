@@ -138,6 +138,9 @@ def test_policy_state_survives_a_checkpoint() -> None:
     b.restore(json.loads(json.dumps(a.snapshot())))
     assert b.on_window("m", "1", "s", record(2, "critical"), None, {})
     assert a.on_window("m", "1", "s", record(2, "critical"), None, {})
+    b.forget("m", "1")  # retired (models[].max_versions): its streak starts again
+    assert b.snapshot() == []
+    assert not b.on_window("m", "1", "s", record(3, "critical"), None, {})
 
 
 @pytest.mark.parametrize(

@@ -253,7 +253,7 @@ def test_a_model_keeps_at_most_max_versions_and_retires_the_one_active_longest_a
     assert [(r["version"], r["kind"], r["window"]["count"]) for r in partial] == [
         ("2", "skew", 300)
     ]
-    assert ("fraud", "2") not in engine.health
+    assert ("fraud", "2") not in engine.health and ("fraud", "1") in engine.health
     assert ("fraud", "2", "inference") not in engine.counters.events
 
     snap = engine.snapshot()  # version 3 now the latest, 1 the one active longest ago
