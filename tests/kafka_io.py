@@ -12,9 +12,20 @@ import pyarrow as pa
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
+from driftline.engine import Messages
 from driftline.events import JSON
 
 FEATURES = ("amount", "age", "hour", "items", "country", "device")
+
+
+def json_messages(
+    table: pa.Table, start: int = 0, topic: str = "inf", *, model: str = "fraud", version: str = "7"
+) -> Messages:
+    """The rows of ``table`` as one poll's JSON messages (offsets from ``start``), for
+    ``Engine.process`` without a broker."""
+    values = [orjson.dumps(e) for e in events(table, model=model, version=version)]
+    n = len(values)
+    return Messages(topic, 0, list(range(start, start + n)), values, [JSON] * n, [0.0] * n)
 
 
 def topics_for(name: str) -> dict[str, str]:

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pyarrow.parquet as pq
 import pytest
-from kafka_io import events
+from kafka_io import json_messages
 from receivers import Answer, HookServer
 from sinks import MemorySink
 
@@ -22,8 +22,7 @@ from driftline.action_store import ActionStore
 from driftline.actions import Hook, Policies, Policy, Proposal, action_key, render_body
 from driftline.cli import main
 from driftline.connectors.sqlite_registry import SqliteRegistry
-from driftline.engine import Engine, Messages
-from driftline.events import JSON
+from driftline.engine import Engine
 from driftline.exceptions import ActionError, ConfigError
 from driftline.executor import Executor, rollback_target
 from driftline.health import Health
@@ -519,12 +518,6 @@ def test_cli_lists_shows_approves_and_rejects(
 # -- the engine, end to end without Kafka ----------------------------------------------
 
 
-def messages(table: Any, version: str, start: int) -> Messages:
-    values = [orjson.dumps(e) for e in events(table, version=version)]
-    n = len(values)
-    return Messages("inf", 0, list(range(start, start + n)), values, [JSON] * n, [0.0] * n)
-
-
 def test_engine_aborts_a_drifting_canary_and_rolls_production_back_after_approval(
     data: Path, tmp_path: Path
 ) -> None:
@@ -553,15 +546,15 @@ for_windows = 1
     engine = Engine(cfg, sink, listener=acting)
     acting.start()
     try:
-        engine.process(messages(calm, "7", 0))  # production: two calm windows
-        engine.process(messages(drifting, "8", 4000))  # the canary drifts
+        engine.process(json_messages(calm, 0, version="7"))  # production: two calm windows
+        engine.process(json_messages(drifting, 4000, version="8"))  # the canary drifts
         store = acting.store
         (abort,) = store.recent()
         assert (abort.action, abort.version, abort.policy) == ("canary_abort", "8", "abort-canary")
         assert _wait(lambda: store.get(abort.id).status == "done")
         assert reg.model("fraud").aliases == {"production": "7"}
 
-        engine.process(messages(drifting, "7", 10_000))  # now production degrades
+        engine.process(json_messages(drifting, 10_000, version="7"))  # now production degrades
         (rollback,) = store.recent("pending")
         assert (rollback.action, rollback.version) == ("rollback", "7")
         assert reg.model("fraud").aliases == {"production": "7"}  # waits for approval
@@ -569,7 +562,7 @@ for_windows = 1
         assert _wait(lambda: store.get(rollback.id).status == "done")
         assert reg.model("fraud").aliases == {"production": "6"}
         # later critical windows of version 7 are in the cooldown: nothing new
-        engine.process(messages(drifting, "7", 16_000))
+        engine.process(json_messages(drifting, 16_000, version="7"))
         assert len(store.recent()) == 2
         assert acting.counters.snapshot()[("rollback", "cooldown")] >= 1
     finally:

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kafka_io import arrow_message, events
+from kafka_io import arrow_message, events, json_messages
 from sinks import MemorySink
 
 from driftline import baseline as bl
@@ -37,12 +37,6 @@ def config(data: Path, tmp: Path, window: str = "size = 2000", extra: str = "") 
         f"[[models]]\nname = 'fraud'\nbaseline = '{data / 'fraud.dlb'}'\n{extra}"
     )
     return cfgmod.load(path)
-
-
-def json_messages(table: pa.Table, start: int = 0, topic: str = "inf") -> Messages:
-    values = [orjson.dumps(e) for e in events(table)]
-    n = len(values)
-    return Messages(topic, 0, list(range(start, start + n)), values, [JSON] * n, [0.0] * n)
 
 
 def serving(data: Path) -> pa.Table:
@@ -225,12 +219,6 @@ def test_release_reports_the_open_window_as_partial(data: Path, tmp_path: Path) 
     assert engine.streams == {} and engine.positions == {}
 
 
-def versioned(table: pa.Table, version: str, start: int) -> Messages:
-    values = [orjson.dumps(e) for e in events(table, version=version)]
-    n = len(values)
-    return Messages("inf", 0, list(range(start, start + n)), values, [JSON] * n, [0.0] * n)
-
-
 def test_a_model_keeps_at_most_max_versions_and_retires_the_one_active_longest_ago(
     data: Path, tmp_path: Path
 ) -> None:
@@ -242,11 +230,11 @@ def test_a_model_keeps_at_most_max_versions_and_retires_the_one_active_longest_a
     sink = MemorySink()
     engine = Engine(cfg, sink)
     table = serving(data)
-    engine.process(versioned(table.slice(0, 2500), "1", 0))  # window 0 closed, 500 open
-    engine.process(versioned(table.slice(2500, 300), "2", 2500))
-    engine.process(versioned(table.slice(2800, 100), "1", 2800))  # 1 active after 2
+    engine.process(json_messages(table.slice(0, 2500), 0, version="1"))  # window 0 closed, 500 open
+    engine.process(json_messages(table.slice(2500, 300), 2500, version="2"))
+    engine.process(json_messages(table.slice(2800, 100), 2800, version="1"))  # 1 active after 2
     assert {k[1] for k in engine.streams} == {"1", "2"}
-    engine.process(versioned(table.slice(2900, 100), "3", 2900))  # retires 2
+    engine.process(json_messages(table.slice(2900, 100), 2900, version="3"))  # retires 2
     assert {k[1] for k in engine.streams} == {"1", "3"}
     assert engine.counters.retired == 1
     partial = [r for r in sink.records if r["window"]["partial"]]
@@ -259,7 +247,7 @@ def test_a_model_keeps_at_most_max_versions_and_retires_the_one_active_longest_a
     snap = engine.snapshot()  # version 3 now the latest, 1 the one active longest ago
     again = Engine(cfg, MemorySink())
     again.restore(snap)
-    again.process(versioned(table.slice(3000, 100), "4", 3000))
+    again.process(json_messages(table.slice(3000, 100), 3000, version="4"))
     assert {k[1] for k in again.streams} == {"3", "4"}
     assert again.counters.retired == 1
     engine.close()

@@ -19,7 +19,7 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 from brokers import free_port
-from kafka_io import events
+from kafka_io import events, json_messages
 from mlflow_server import mlflow_server
 from sinks import MemorySink
 
@@ -408,9 +408,7 @@ def late_config(tmp_path: Path, url: str) -> cfgmod.Config:
 
 def late_messages(data: Path, start: int, stop: int) -> Messages:
     table = pq.read_table(data / "serving.parquet").slice(start, stop - start)
-    values = [orjson.dumps({**e, "model": "late", "version": "1"}) for e in events(table)]
-    n = len(values)
-    return Messages("inf", 0, list(range(start, stop)), values, [JSON] * n, [0.0] * n)
+    return json_messages(table, start, model="late", version="1")
 
 
 def test_a_new_version_seen_while_mlflow_is_down_is_looked_up_again_once_it_is_back(
