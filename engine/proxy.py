@@ -205,6 +205,10 @@ class ProxyTracker:
     detectors: dict[str, Any] = field(default_factory=dict)
     series: tuple[str, ...] | None = None
     """The metrics watched by detectors; None: :data:`SERIES` and the named fields."""
+    worse: Mapping[str, str] = field(default_factory=dict)
+    """Metric → ``"up"`` or ``"down"``: the one direction in which a change of that series
+    counts (realised accuracy getting better pages nobody). A metric not named counts
+    both ways, as a proxy metric should: a prediction mean moving either way is news."""
 
     def _detector(self, metric: str) -> Any:
         d = self.detectors.get(metric)
@@ -222,7 +226,9 @@ class ProxyTracker:
                 )
             else:
                 d = drift.PageHinkley(
-                    min_instances=self.cfg.min_windows, threshold=self.cfg.ph_threshold
+                    min_instances=self.cfg.min_windows,
+                    threshold=self.cfg.ph_threshold,
+                    mode=self.worse.get(metric, "both"),
                 )
             self.detectors[metric] = d
         return d
@@ -241,8 +247,9 @@ class ProxyTracker:
             if self.cfg.detector != "none" and math.isfinite(value):
                 x = value / base if base else value
                 det = self._detector(metric)
+                before = det.estimation if self.cfg.detector == "adwin" else None
                 det.update(x)
-                if det.drift_detected:
+                if det.drift_detected and self._counts(metric, before, det):
                     changes.append(
                         {
                             "metric": metric,
@@ -270,6 +277,16 @@ class ProxyTracker:
                 reasons.append(reason)
                 level = max(level, Health.parse(rule.severity))
         return changes, reasons, str(level)
+
+    def _counts(self, metric: str, before: float | None, det: Any) -> bool:
+        """Whether a change the detector found is in the direction that counts. Page-Hinkley
+        watches that direction only (its ``mode``); ADWIN watches both, so its mean after
+        the cut is compared with its mean before."""
+        way = self.worse.get(metric)
+        if way is None or before is None:
+            return True
+        after = float(det.estimation)
+        return after > before if way == "up" else after < before
 
     def dumps(self) -> bytes:
         return pickle.dumps(self.detectors)

@@ -48,6 +48,13 @@ from driftline.proxy import ProxyBaseline, ProxyConfig, ProxyTracker, estimated_
 
 CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "log_loss", "roc_auc")
 REGRESSION_METRICS = ("mae", "rmse")
+WORSE = {"accuracy": "down", "precision": "down", "recall": "down", "roc_auc": "down"} | {
+    "log_loss": "up",
+    "mae": "up",
+    "rmse": "up",
+}
+"""The direction in which each realised metric gets worse: the only one that raises
+health (a model doing better than before is no alarm)."""
 METRICS = (*CLASSIFICATION_METRICS, *REGRESSION_METRICS)
 KIND = "performance"
 
@@ -111,7 +118,7 @@ def quality_baseline(baseline: Baseline, cfg: ProxyConfig) -> ProxyBaseline:
 def quality_tracker(baseline: Baseline, cfg: ProxyConfig) -> ProxyTracker:
     """The change detector and rules of one model version's realised quality series."""
     series = CLASSIFICATION_METRICS if cfg.task == "classification" else REGRESSION_METRICS
-    return ProxyTracker(cfg, quality_baseline(baseline, cfg), series=series)
+    return ProxyTracker(cfg, quality_baseline(baseline, cfg), series=series, worse=WORSE)
 
 
 def performance_record(

@@ -9,8 +9,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from kafka_io import json_messages
 from sinks import MemorySink
-from test_engine import config, json_messages
+from test_engine import config
 
 from driftline import config as cfgmod
 from driftline.alerts import Alerter

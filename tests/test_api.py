@@ -17,9 +17,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
-from kafka_io import events
+from kafka_io import events, json_messages
 from sinks import MemorySink
-from test_engine import config, json_messages
+from test_engine import config
 
 from driftline.action_store import ActionStore
 from driftline.actions import Policy, Proposal, action_key

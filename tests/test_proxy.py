@@ -12,8 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kafka_io import json_messages
 from sinks import MemorySink
-from test_engine import config, json_messages
+from test_engine import config
 
 from driftline.engine import Engine
 from driftline.exceptions import ConfigError
@@ -25,6 +26,7 @@ from driftline.proxy import (
     estimated_quality,
     window_metrics,
 )
+from driftline.quality import WORSE
 
 
 def expected_auc(p: np.ndarray) -> float:
@@ -134,6 +136,27 @@ def test_page_hinkley_and_adwin_stay_quiet_on_noise_and_catch_a_jump() -> None:
         assert first <= {"page_hinkley": 0, "adwin": 6}[detector], (detector, first)
         assert jumped[first][0]["metric"] == "positive_rate"
         assert jumped[first][0]["by"] == detector
+
+
+def test_a_realised_metric_counts_only_when_it_gets_worse() -> None:
+    """Realised quality (``quality.WORSE``): accuracy that jumps up, or a log loss that
+    falls, raises nothing; the same jumps the other way are changes. Both detectors."""
+    rng = np.random.default_rng(5)
+    for detector in ("page_hinkley", "adwin"):
+        # large jumps: ADWIN's bound is loose for values this close together
+        for metric, better, worse in (("accuracy", 0.95, 0.1), ("log_loss", 0.1, 3.0)):
+            for after, counts in ((better, False), (worse, True)):
+                tracker = ProxyTracker(
+                    ProxyConfig(detector=detector),
+                    ProxyBaseline({}),
+                    series=(metric,),
+                    worse=WORSE,
+                )
+                start = 0.6 if metric == "accuracy" else 1.0
+                values = [*rng.normal(start, 0.01, 50), *rng.normal(after, 0.01, 40)]
+                changes = [tracker.update({metric: float(v)})[0] for v in values]
+                assert not any(changes[:50]), (detector, metric)
+                assert any(changes[50:]) == counts, (detector, metric, after)
 
 
 def test_a_broken_rule_gives_its_severity_and_reason() -> None:
