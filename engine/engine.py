@@ -239,6 +239,9 @@ class Engine:
         at most MAX_UNKNOWN (the oldest forgotten first)."""
         self._pushes = 0
         """Batches pushed so far (what ``Stream.last`` counts)."""
+        self._closed: dict[tuple[str, str, str], list[Window]] = {}
+        """The windows the batch being pushed has closed so far, per stream (closed together
+        at its end); a stream retired before then closes its own first."""
 
     def close(self) -> None:
         if self._pool is not None:
@@ -305,7 +308,7 @@ class Engine:
     def _push(
         self, decoded: Decoded, source: str, tp: tuple[str, int] | None, msgs: Messages
     ) -> None:
-        closed: dict[tuple[str, str, str], list[Window]] = {}
+        closed = self._closed = {}
         for (model, version), tables in decoded.tables.items():
             stream = self._stream(model, version, source)
             if stream is not None and tp is not None:
@@ -323,6 +326,7 @@ class Engine:
                 windows = stream.windower.push(self._columns(stream, table))
                 if windows:
                     closed.setdefault((model, version, source), []).extend(windows)
+        self._closed = {}
         for key, windows in closed.items():  # computed together: see Monitor.compare_windows
             self._close(self.streams[key], windows)
 
@@ -442,7 +446,7 @@ class Engine:
         )
         for key in [k for k in self.streams if k[:2] == (model, version)]:
             stream = self.streams[key]
-            flushed = stream.windower.flush()
+            flushed = self._closed.pop(key, []) + stream.windower.flush()
             if flushed:
                 self._close(stream, flushed)
             stream.monitor.close()

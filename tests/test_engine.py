@@ -254,6 +254,36 @@ def test_a_model_keeps_at_most_max_versions_and_retires_the_one_active_longest_a
     again.close()
 
 
+def test_a_version_retired_in_the_batch_that_closed_its_window_publishes_it_first(
+    data: Path, tmp_path: Path
+) -> None:
+    """One poll carries versions 1 and 2 (each closing a window) and then a new version 3,
+    with ``max_versions = 2``: version 1, pushed first, is retired while its closed window
+    waits to be computed with the batch. It is published, then the partial one."""
+    engine = Engine(config(data, tmp_path, extra="max_versions = 2\n"), sink := MemorySink())
+    table = serving(data)
+    parts = [
+        json_messages(table.slice(0, 2500), 0, version="1"),
+        json_messages(table.slice(2500, 2500), 2500, version="2"),
+        json_messages(table.slice(5000, 100), 5000, version="3"),
+    ]
+    values = [v for m in parts for v in m.values]
+    n = len(values)
+    engine.process(Messages("inf", 0, list(range(n)), values, [JSON] * n, [0.0] * n))
+    assert {k[1] for k in engine.streams} == {"2", "3"}
+    got = [
+        (r["version"], r["kind"], r["window"]["index"], r["window"]["count"]) for r in sink.records
+    ]
+    assert got == [
+        ("1", "skew", 0, 2000),
+        ("1", "skew", 1, 500),
+        ("1", "drift", 1, 500),  # the partial window against window 0
+        ("2", "skew", 0, 2000),
+    ]
+    assert [r["window"]["partial"] for r in sink.records] == [False, True, True, False]
+    engine.close()
+
+
 def test_versions_without_a_baseline_are_remembered_up_to_a_cap(
     data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
