@@ -19,8 +19,9 @@ Each series is checked for jumps two ways (:class:`ProxyTracker`):
 
 - river's change detectors, Page-Hinkley (Page 1954; Hinkley 1971) by default or ADWIN
   (Bifet & Gavaldà 2007), fed the value relative to the training baseline (value / baseline,
-  so 1.0 means "as in training" and one threshold fits every metric), or the raw value
-  when there is no baseline (event rate, fields not in the baseline);
+  so 1.0 means "as in training" and one threshold fits every metric), or, when there is
+  no baseline (event rate, fields not in the baseline), the value relative to the series'
+  first one;
 - relative-change rules against the baseline (``[[models.proxy.rules]]``), e.g.
   ``metric = "positive_rate", max_ratio = 3.0``: "positive rate up 3× vs training".
 
@@ -205,6 +206,12 @@ class ProxyTracker:
     detectors: dict[str, Any] = field(default_factory=dict)
     series: tuple[str, ...] | None = None
     """The metrics watched by detectors; None: :data:`SERIES` and the named fields."""
+    first: dict[str, float] = field(default_factory=dict)
+    """For a proxy series without a training value (the event rate, a field the baseline
+    does not hold): its first finite non-zero value. Later values are divided by it, so
+    the series reaches the detector on the scale of 1.0, where its threshold is set; fed
+    raw, an event rate of 1,000/s moving by 1 % crossed it at once. Not used when
+    ``series`` is given (realised quality): see :func:`~driftline.quality.quality_tracker`."""
     worse: Mapping[str, str] = field(default_factory=dict)
     """Metric → ``"up"`` or ``"down"``: the one direction in which a change of that series
     counts (realised accuracy getting better pages nobody). A metric not named counts
@@ -245,7 +252,10 @@ class ProxyTracker:
             value = float(metrics[metric])
             base = self.baseline.values.get(metric)
             if self.cfg.detector != "none" and math.isfinite(value):
-                x = value / base if base else value
+                if not base and value != 0 and self.series is None:
+                    self.first.setdefault(metric, value)
+                scale = base or self.first.get(metric)
+                x = value / scale if scale else value
                 det = self._detector(metric)
                 before = det.estimation if self.cfg.detector == "adwin" else None
                 det.update(x)
@@ -289,7 +299,11 @@ class ProxyTracker:
         return after > before if way == "up" else after < before
 
     def dumps(self) -> bytes:
-        return pickle.dumps(self.detectors)
+        return pickle.dumps((self.detectors, self.first))
 
     def loads(self, data: bytes) -> None:
-        self.detectors = pickle.loads(data)  # the engine's own state directory
+        state = pickle.loads(data)  # the engine's own state directory
+        if isinstance(state, tuple):
+            self.detectors, self.first = state
+        else:  # a checkpoint written before ``first``
+            self.detectors = state

@@ -4,6 +4,7 @@ engine publishing them (and health reacting) on a stream whose scores jump."""
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -136,6 +137,25 @@ def test_page_hinkley_and_adwin_stay_quiet_on_noise_and_catch_a_jump() -> None:
         assert first <= {"page_hinkley": 0, "adwin": 6}[detector], (detector, first)
         assert jumped[first][0]["metric"] == "positive_rate"
         assert jumped[first][0]["by"] == detector
+
+
+def test_a_series_without_a_training_value_is_taken_relative_to_its_first_value() -> None:
+    """The event rate has no training value: 1,000 events/s with 1 % noise is quiet (fed
+    raw, Page-Hinkley's threshold of 1.0 was crossed by the noise), a doubling is caught,
+    and the scale survives a checkpoint (an old checkpoint without it still loads)."""
+    rng = np.random.default_rng(7)
+    tracker = ProxyTracker(ProxyConfig(), ProxyBaseline({}))
+    quiet = [tracker.update({"event_rate": float(r)})[0] for r in rng.normal(1000, 10, 100)]
+    assert not any(quiet)
+    assert tracker.first["event_rate"] == pytest.approx(1000, rel=0.05)
+    again = ProxyTracker(ProxyConfig(), ProxyBaseline({}))
+    again.loads(tracker.dumps())
+    assert again.first == tracker.first
+    jumped = [again.update({"event_rate": float(r)})[0] for r in rng.normal(2000, 20, 5)]
+    assert any(jumped)
+    old = ProxyTracker(ProxyConfig(), ProxyBaseline({}))
+    old.loads(pickle.dumps(tracker.detectors))  # the format before ``first``
+    assert old.detectors.keys() == tracker.detectors.keys() and old.first == {}
 
 
 def test_a_realised_metric_counts_only_when_it_gets_worse() -> None:
