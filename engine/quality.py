@@ -48,10 +48,9 @@ from driftline.proxy import ProxyBaseline, ProxyConfig, ProxyTracker, estimated_
 
 CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "log_loss", "roc_auc")
 REGRESSION_METRICS = ("mae", "rmse")
-WORSE = {"accuracy": "down", "precision": "down", "recall": "down", "roc_auc": "down"} | {
-    "log_loss": "up",
-    "mae": "up",
-    "rmse": "up",
+WORSE = {
+    **dict.fromkeys(("accuracy", "precision", "recall", "roc_auc"), "down"),
+    **dict.fromkeys(("log_loss", "mae", "rmse"), "up"),
 }
 """The direction in which each realised metric gets worse: the only one that raises
 health (a model doing better than before is no alarm)."""

@@ -261,8 +261,10 @@ class Server:
     def run(self) -> None:
         snap = self.state.read()
         if snap is not None:
-            if not self._restore(snap):
-                return  # stopped while the registry was down: the checkpoint stays as it was
+            if not self._restore(snap):  # stopped while the registry was down
+                self.source.close()
+                self.worker.stop()
+                return  # the checkpoint stays as it was
             self._owned = set(self.engine.positions)
         if self.service is not None:
             self.service.restored = True
