@@ -207,11 +207,13 @@ class ProxyTracker:
     series: tuple[str, ...] | None = None
     """The metrics watched by detectors; None: :data:`SERIES` and the named fields."""
     first: dict[str, float] = field(default_factory=dict)
-    """For a proxy series without a training value (the event rate, a field the baseline
-    does not hold): its first finite non-zero value. Later values are divided by it, so
-    the series reaches the detector on the scale of 1.0, where its threshold is set; fed
-    raw, an event rate of 1,000/s moving by 1 % crossed it at once. Not used when
-    ``series`` is given (realised quality): see :func:`~driftline.quality.quality_tracker`."""
+    """For a series without a training value (the event rate, a field the baseline does not
+    hold, MAE and RMSE): its first finite non-zero value. Later values are divided by it,
+    so the series reaches the detector on the scale of 1.0, where its threshold is set;
+    fed raw, an event rate of 1,000/s moving by 1 % crossed it at once."""
+    raw: frozenset[str] = frozenset()
+    """Series fed raw when training has no value for them (log loss: see
+    :func:`~driftline.quality.quality_tracker`)."""
     worse: Mapping[str, str] = field(default_factory=dict)
     """Metric → ``"up"`` or ``"down"``: the one direction in which a change of that series
     counts (realised accuracy getting better pages nobody). A metric not named counts
@@ -252,7 +254,7 @@ class ProxyTracker:
             value = float(metrics[metric])
             base = self.baseline.values.get(metric)
             if self.cfg.detector != "none" and math.isfinite(value):
-                if not base and value != 0 and self.series is None:
+                if not base and value != 0 and metric not in self.raw:
                     self.first.setdefault(metric, value)
                 scale = base or self.first.get(metric)
                 x = value / scale if scale else value

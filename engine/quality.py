@@ -117,12 +117,18 @@ def quality_baseline(baseline: Baseline, cfg: ProxyConfig) -> ProxyBaseline:
 def quality_tracker(baseline: Baseline, cfg: ProxyConfig) -> ProxyTracker:
     """The change detector and rules of one model version's realised quality series.
     Accuracy, precision, recall and ROC AUC reach the detector relative to the CBPE
-    estimate of the training scores; log loss, MAE and RMSE have no training value and
-    reach it raw. (Scaled by their first window instead, log loss gave more false alarms
-    in ``benchmarks/detection.py``: a near-perfect model's window of 1,000 pairs moves
-    from 0.01 to 0.14 on one confident mistake.)"""
+    estimate of the training scores; MAE and RMSE, which training has no value for,
+    relative to their first window. Log loss reaches it raw: relative to its first window
+    it gave more false alarms in ``benchmarks/detection.py`` (a near-perfect model's window
+    of 1,000 pairs moves from 0.01 to 0.14 on one confident mistake)."""
     series = CLASSIFICATION_METRICS if cfg.task == "classification" else REGRESSION_METRICS
-    return ProxyTracker(cfg, quality_baseline(baseline, cfg), series=series, worse=WORSE)
+    return ProxyTracker(
+        cfg,
+        quality_baseline(baseline, cfg),
+        series=series,
+        worse=WORSE,
+        raw=frozenset({"log_loss"}),
+    )
 
 
 def performance_record(
