@@ -210,7 +210,7 @@ class ProxyTracker:
     """For a series without a training value (the event rate, a field the baseline does not
     hold, MAE and RMSE): its first finite non-zero value. Later values are divided by it,
     so the series reaches the detector on the scale of 1.0, where its threshold is set;
-    fed raw, an event rate of 1,000/s moving by 1 % crossed it at once."""
+    fed raw, a series in large units (1,000 events/s) crosses it on its noise alone."""
     raw: frozenset[str] = frozenset()
     """Series fed raw when training has no value for them (log loss: see
     :func:`~driftline.quality.quality_tracker`)."""
@@ -223,8 +223,8 @@ class ProxyTracker:
         d = self.detectors.get(metric)
         if d is None:
             # Imported on first use: river.drift's package imports scikit-learn, pandas and
-            # scipy.stats (about 1.5 s and 190 MB), which a run without a proxy series never
-            # needs.
+            # scipy.stats, which a run without a proxy series never needs
+            # (tests/test_proxy.py::test_river_is_imported_only_when_a_detector_is_made).
             from river import drift
 
             if self.cfg.detector == "adwin":
