@@ -331,10 +331,14 @@ def test_ten_kill_9_at_random_points_give_the_records_of_an_uninterrupted_run(
     for key, record in plain.items():
         assert got[key] == record, key
     assert len(kills) == KILLS
-    # killed mid-stream: events were still arriving, and at different points of the stream
+    # killed mid-stream: events were still arriving, at different points of the stream, and
+    # the engine had processed some of them (a kill during start-up alone would prove less).
+    # Events processed per run are counted per process and come in the feeder's chunks of
+    # 125, so equal counts in two runs are expected and say nothing about the kill point.
     mid_stream = [k for k in kills if k[2] < len(evs)]
     assert len(mid_stream) >= KILLS // 2, kills
-    assert len({k[1] for k in kills}) >= KILLS // 2, kills
+    assert len({k[2] for k in mid_stream}) >= KILLS // 2, kills
+    assert sum(k[1] > 0 for k in kills) >= KILLS // 2, kills
 
 
 # -- the state directory ------------------------------------------------------------------
