@@ -556,6 +556,8 @@ def _proxy(t: _Table) -> ProxyConfig:
         rules=tuple(rules),
         ph_threshold=t.number("ph_threshold", 1.0, low=0.0, high=inf),
         min_windows=t.integer("min_windows", 5),
+        cusum_k=t.number("cusum_k", 1.0, low=0.0, high=inf, with_low=True),
+        cusum_h=t.number("cusum_h", 5.0, low=0.0, high=inf),
     )
     t.done()
     return cfg

@@ -93,6 +93,38 @@ def realised_quality(
     return _regression(s[keep], y[keep])
 
 
+LOSS_BOUNDS = {"accuracy": 1.0, "log_loss": -math.log(_LOG_LOSS_EPS)}
+"""The largest per-pair loss of each bounded realised metric (:func:`pair_losses`): a
+mistake costs 1 in accuracy, and a confident mistake costs −ln ε ≈ 36.04 in log loss.
+MAE and RMSE have no bound."""
+
+
+def pair_losses(
+    task: Task,
+    threshold: float,
+    scores: NDArray[np.float64],
+    labels: NDArray[np.float64],
+) -> dict[str, NDArray[np.float64]]:
+    """Per graded pair, the loss whose mean is (or, for RMSE, whose mean's square root is)
+    the realised metric of :func:`realised_quality`, keyed by that metric, oriented so that
+    a larger loss is worse: ``accuracy`` → 1 for a wrong call, 0 for a right one;
+    ``log_loss`` → −ln of the clipped probability given to the true class (absent when a
+    score lies outside [0, 1]); ``mae`` → |score − label|; ``rmse`` → (score − label)²."""
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.float64)
+    keep = graded(task, s, y)
+    s, y = s[keep], y[keep]
+    if task == "regression":
+        err = s - y
+        return {"mae": np.abs(err), "rmse": err * err}
+    pos = y == 1.0
+    out = {"accuracy": ((s >= threshold) != pos).astype(np.float64)}
+    if s.shape[0] and s.min() >= 0.0 and s.max() <= 1.0:
+        p_true = np.where(pos, s, 1.0 - s)  # as in _classification
+        out["log_loss"] = -np.log(np.clip(p_true, _LOG_LOSS_EPS, 1 - _LOG_LOSS_EPS))
+    return out
+
+
 def graded(
     task: Task, scores: NDArray[np.float64], labels: NDArray[np.float64]
 ) -> NDArray[np.bool_]:

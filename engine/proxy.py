@@ -89,6 +89,12 @@ class ProxyConfig:
     is, e.g., one window at 2× training, or five windows 20 % off."""
     min_windows: int = 5
     """Windows seen before a detector may signal."""
+    cusum_k: float = 1.0
+    """Realised quality's :class:`LossShift`: the allowance k per window, in standard
+    errors."""
+    cusum_h: float = 5.0
+    """Realised quality's :class:`LossShift`: the decision threshold h, in standard
+    errors."""
 
 
 @dataclass(frozen=True)
@@ -196,6 +202,106 @@ SERIES = ("prediction_mean", "positive_rate", "prediction_null_rate", "event_rat
 
 
 @dataclass
+class LossShift:
+    """Has the mean loss per pair risen by more than the sampling error of a window
+    explains? A one-sided CUSUM (Page 1954, "Continuous inspection schemes") of standardised
+    window means, for a realised metric whose pairs each carry a loss (0/1 for accuracy,
+    −ln p for log loss, |e| for MAE, e² for RMSE's mean square).
+
+    Window t's mean loss m_t (n_t pairs) is compared with the pooled mean μ and variance σ²
+    of the N pairs before it, since the first window or the last signal:
+
+        z_t = (m_t − μ) / (σ · sqrt(1/n_t + 1/N))
+
+    the two-sample z statistic, ≈ N(0, 1) by the central limit theorem while nothing
+    changes; and since each window joins the reference only after it is tested, z_1, z_2,
+    … are nearly independent (recursive residuals; Brown, Durbin & Evans 1975). The
+    CUSUM S_t = max(0, S_{t−1} + min(z_t, c) − k) signals when S_t > h (once at least
+    ``min_windows`` windows were seen); the reference then starts again from that window.
+    With k = 1 and h = 5 a quiet series signals once in about 10⁵ windows (Siegmund's
+    approximation of the in-control run length, exp(2k(h + 1.166)) / 2k²), and a shift of
+    z = 2 per window within six on average.
+
+    z is winsorised at c = 4 (Hawkins 1993, "Robustification of cumulative sum charts by
+    winsorization"), so no single window signals alone, however extreme: two in a row
+    above 3.5 do. One bad batch of labels pages nobody; and for a near-perfect model,
+    whose reference has almost no mistakes, the normal approximation of a few mistakes is
+    poor (four mistakes in 1,000 pairs after one in 9,000 is z ≈ 9).
+
+    Standardising by the window's own sampling error is what a series of window values
+    fed to Page-Hinkley lacks: there one threshold in the metric's units must fit a
+    near-perfect model (a log loss of 0.01 that one confident mistake moves by 0.036) and
+    a mediocre one (a log loss of 7 with a window-to-window spread of 0.5).
+
+    The reference holds one pseudo-pair at the largest loss possible (``bound``; for MAE
+    and RMSE, which have none, the largest seen), as Laplace's rule of succession adds one
+    to the count of an event not yet seen: without it, a reference of windows with no
+    mistake at all has σ = 0, and a model's first mistake would be an infinite z.
+    """
+
+    k: float = 1.0
+    h: float = 5.0
+    min_windows: int = 5
+    bound: float | None = None
+    cap: float = 4.0
+    """c: the most one window's z adds to the CUSUM."""
+    n: int = 0
+    """Pairs in the reference (the pseudo-pair not counted)."""
+    mean: float = 0.0
+    m2: float = 0.0
+    """Sum of squared deviations from ``mean`` of the reference pairs."""
+    top: float = 0.0
+    """The largest loss in the reference (the pseudo-pair's value without a bound)."""
+    windows: int = 0
+    """Windows seen since the first or the last signal."""
+    s: float = 0.0
+    z: float = math.nan
+    """The latest window's z (NaN before the reference has a window)."""
+
+    def update(self, losses: NDArray[np.float64]) -> bool:
+        """Test one window's per-pair losses, add them to the reference, and return
+        whether the CUSUM signals. Non-finite losses are left out; a window without a
+        finite one changes nothing."""
+        x = np.asarray(losses, dtype=np.float64)
+        x = x[np.isfinite(x)]
+        n = int(x.shape[0])
+        if n == 0:
+            return False
+        m = float(x.mean())
+        m2 = float(((x - m) ** 2).sum())
+        self.windows += 1
+        self.z = math.nan
+        if self.n:
+            pseudo = self.top if self.bound is None else self.bound
+            big, mu, var_sum = _merge(self.n, self.mean, self.m2, 1, pseudo, 0.0)
+            sigma = math.sqrt(var_sum / big)
+            se = sigma * math.sqrt(1.0 / n + 1.0 / big)
+            if se > 0.0:
+                self.z = (m - mu) / se
+            else:  # every loss so far equal, the bound among them
+                self.z = math.inf if m > mu else 0.0
+            self.s = max(0.0, self.s + min(self.z, self.cap) - self.k)
+        signal = self.s > self.h and self.windows >= self.min_windows
+        if signal:  # the new regime is the reference from here on
+            self.n, self.mean, self.m2, self.s, self.windows = 0, 0.0, 0.0, 0.0, 1
+            self.top = 0.0
+        self.n, self.mean, self.m2 = _merge(self.n, self.mean, self.m2, n, m, m2)
+        self.top = max(self.top, float(x.max()))
+        return signal
+
+
+def _merge(
+    n_a: int, mean_a: float, m2_a: float, n_b: int, mean_b: float, m2_b: float
+) -> tuple[int, float, float]:
+    """Count, mean and sum of squared deviations of two samples pooled (Chan, Golub &
+    LeVeque 1979, "Updating formulae and a pairwise algorithm for computing sample
+    variances")."""
+    n = n_a + n_b
+    delta = mean_b - mean_a
+    return n, mean_a + delta * n_b / n, m2_a + m2_b + delta * delta * n_a * n_b / n
+
+
+@dataclass
 class ProxyTracker:
     """The proxy series of one model version: a change detector per series and the rules.
     Pickled whole into checkpoints (river's detectors are plain Python objects), so that a
@@ -208,16 +314,18 @@ class ProxyTracker:
     """The metrics watched by detectors; None: :data:`SERIES` and the named fields."""
     first: dict[str, float] = field(default_factory=dict)
     """For a series without a training value (the event rate, a field the baseline does not
-    hold, MAE and RMSE): its first finite non-zero value. Later values are divided by it,
+    hold): its first finite non-zero value. Later values are divided by it,
     so the series reaches the detector on the scale of 1.0, where its threshold is set;
     fed raw, a series in large units (1,000 events/s) crosses it on its noise alone."""
-    raw: frozenset[str] = frozenset()
-    """Series fed raw when training has no value for them (log loss: see
-    :func:`~driftline.quality.quality_tracker`)."""
     worse: Mapping[str, str] = field(default_factory=dict)
     """Metric → ``"up"`` or ``"down"``: the one direction in which a change of that series
     counts (realised accuracy getting better pages nobody). A metric not named counts
     both ways, as a proxy metric should: a prediction mean moving either way is news."""
+    bounds: Mapping[str, float | None] = field(default_factory=dict)
+    """Metric → its largest per-pair loss (None: unbounded) for the series tested on their
+    pairs' losses by a :class:`LossShift` instead of the change detector: those whose
+    losses :meth:`update` is given."""
+    shifts: dict[str, LossShift] = field(default_factory=dict)
 
     def _detector(self, metric: str) -> Any:
         d = self.detectors.get(metric)
@@ -242,9 +350,14 @@ class ProxyTracker:
             self.detectors[metric] = d
         return d
 
-    def update(self, metrics: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[str], str]:
-        """Feed one window's metrics. Returns (changes for the record, health reasons, the
-        worst severity among them, or "ok")."""
+    def update(
+        self,
+        metrics: Mapping[str, Any],
+        losses: Mapping[str, NDArray[np.float64]] | None = None,
+    ) -> tuple[list[dict[str, Any]], list[str], str]:
+        """Feed one window's metrics, and for the metrics in :attr:`bounds` the window's
+        per-pair ``losses`` (:func:`~driftline.labels.pair_losses`). Returns (changes for
+        the record, health reasons, the worst severity among them, or "ok")."""
         changes: list[dict[str, Any]] = []
         reasons: list[str] = []
         level = Health.OK
@@ -253,8 +366,26 @@ class ProxyTracker:
         for metric in names:
             value = float(metrics[metric])
             base = self.baseline.values.get(metric)
-            if self.cfg.detector != "none" and math.isfinite(value):
-                if not base and value != 0 and metric not in self.raw:
+            if metric in self.bounds:
+                pairs = losses.get(metric) if losses is not None else None
+                if self.cfg.detector != "none" and pairs is not None:
+                    shift = self._shift(metric)
+                    if shift.update(pairs):
+                        changes.append(
+                            {
+                                "metric": metric,
+                                "by": "cusum",
+                                "value": value,
+                                "baseline": base,
+                                "z": round(shift.z, 2),
+                            }
+                        )
+                        reasons.append(
+                            f"{metric}: worse at {value:.4g}, z {shift.z:.1f} per window (cusum)"
+                        )
+                        level = max(level, Health.WARNING)
+            elif self.cfg.detector != "none" and math.isfinite(value):
+                if not base and value != 0:
                     self.first.setdefault(metric, value)
                 scale = base or self.first.get(metric)
                 x = value / scale if scale else value
@@ -290,6 +421,17 @@ class ProxyTracker:
                 level = max(level, Health.parse(rule.severity))
         return changes, reasons, str(level)
 
+    def _shift(self, metric: str) -> LossShift:
+        shift = self.shifts.get(metric)
+        if shift is None:
+            shift = self.shifts[metric] = LossShift(
+                k=self.cfg.cusum_k,
+                h=self.cfg.cusum_h,
+                min_windows=self.cfg.min_windows,
+                bound=self.bounds[metric],
+            )
+        return shift
+
     def _counts(self, metric: str, before: float | None, det: Any) -> bool:
         """Whether a change the detector found is in the direction that counts. Page-Hinkley
         watches that direction only (its ``mode``); ADWIN watches both, so its mean after
@@ -301,11 +443,13 @@ class ProxyTracker:
         return after > before if way == "up" else after < before
 
     def dumps(self) -> bytes:
-        return pickle.dumps((self.detectors, self.first))
+        return pickle.dumps((self.detectors, self.first, self.shifts))
 
     def loads(self, data: bytes) -> None:
         state = pickle.loads(data)  # the engine's own state directory
-        if isinstance(state, tuple):
+        if isinstance(state, tuple) and len(state) == 3:
+            self.detectors, self.first, self.shifts = state
+        elif isinstance(state, tuple):  # a checkpoint written before ``shifts``
             self.detectors, self.first = state
         else:  # a checkpoint written before ``first``
             self.detectors = state

@@ -21,9 +21,12 @@ record of kind ``performance``::
 ``start`` and ``end`` are the earliest and latest event times of the graded predictions.
 Regression models (``[models.proxy] task = "regression"``) get ``mae`` and ``rmse``.
 
-Each realised series goes through the model's change detector and rules, as the proxy
-metrics do (:class:`~driftline.proxy.ProxyTracker`; a rule such as ``metric = "accuracy",
-min_ratio = 0.9`` compares with the training scores' CBPE estimate). The verdict of a
+Accuracy, log loss, MAE and RMSE are tested for a rise in their loss per pair beyond the
+sampling error of a window (:class:`~driftline.proxy.LossShift`, a CUSUM of z statistics);
+precision, recall and ROC AUC go through the model's change detector, as the proxy metrics
+do; all go through the rules (:class:`~driftline.proxy.ProxyTracker`; a rule such as
+``metric = "accuracy", min_ratio = 0.9`` compares with the training scores' CBPE
+estimate). The verdict of a
 model version's latest performance window is folded into the observed health of each of its
 inference windows until the next performance window replaces it, so realised quality feeds
 the same health, hysteresis, alerts and actions as drift.
@@ -43,7 +46,7 @@ from driftline.baseline import Baseline
 from driftline.columns import to_float
 from driftline.detectors import NumericReference
 from driftline.health import Health
-from driftline.labels import LabelJoin, Matched, graded, realised_quality
+from driftline.labels import LOSS_BOUNDS, LabelJoin, Matched, graded, pair_losses, realised_quality
 from driftline.proxy import ProxyBaseline, ProxyConfig, ProxyTracker, estimated_quality
 
 CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "log_loss", "roc_auc")
@@ -115,21 +118,23 @@ def quality_baseline(baseline: Baseline, cfg: ProxyConfig) -> ProxyBaseline:
 
 
 def quality_tracker(baseline: Baseline, cfg: ProxyConfig) -> ProxyTracker:
-    """The change detector and rules of one model version's realised quality series.
-    Accuracy, precision, recall and ROC AUC reach the detector relative to the CBPE
-    estimate of the training scores; MAE and RMSE, which training has no value for,
-    relative to their first window. Log loss reaches it raw: relative to its first window
-    it gave more false alarms in ``benchmarks/detection.py``, since one confident mistake
-    adds −ln(ε)/n (0.036 in a window of 1,000 pairs, ε the machine epsilon of the clip in
-    :func:`~driftline.labels.realised_quality`) to the log loss of a near-perfect model
-    whose windows are otherwise near 0."""
-    series = CLASSIFICATION_METRICS if cfg.task == "classification" else REGRESSION_METRICS
+    """The change tests and rules of one model version's realised quality series.
+    Accuracy and log loss (classification), MAE and RMSE (regression) are means of a loss
+    per pair, and are tested on those losses by a :class:`~driftline.proxy.LossShift`,
+    which measures a window against the sampling error of its own pairs. Precision,
+    recall and ROC AUC go through the model's change detector relative to the CBPE
+    estimate of the training scores."""
+    if cfg.task == "classification":
+        series: tuple[str, ...] = CLASSIFICATION_METRICS
+        bounds: dict[str, float | None] = {m: LOSS_BOUNDS[m] for m in ("accuracy", "log_loss")}
+    else:
+        series, bounds = REGRESSION_METRICS, dict.fromkeys(REGRESSION_METRICS)
     return ProxyTracker(
         cfg,
         quality_baseline(baseline, cfg),
         series=series,
         worse=WORSE,
-        raw=frozenset({"log_loss"}),
+        bounds=bounds,
     )
 
 
@@ -148,7 +153,8 @@ def performance_record(
     its ``observed_health`` and ``reasons`` are the verdict to fold into health."""
     cfg = tracker.cfg
     realised = realised_quality(cfg.task, cfg.threshold, scores, labels)  # type: ignore[arg-type]
-    changes, reasons, severity = tracker.update(realised)
+    losses = pair_losses(cfg.task, cfg.threshold, scores, labels)  # type: ignore[arg-type]
+    changes, reasons, severity = tracker.update(realised, losses)
     finite = ts[np.isfinite(ts)]
     record: dict[str, Any] = {
         "model": key[0],
