@@ -413,10 +413,11 @@ def _detection_section(path: Path) -> list[str]:
         "",
         "driftline's defaults watch the distributions of features and score against the "
         "training baseline and, since the streams carry the label, grade the score against "
-        "it window by window (`replay`'s performance records: realised accuracy, precision, "
-        "recall, log loss and ROC AUC, each through Page-Hinkley, as `serve` does with its "
-        "label join). A window counts as an alarm when its health leaves `ok`, at the "
-        "window's end: detection delays are whole windows.",
+        "it window by window (`replay`'s performance records, as `serve` grades its label "
+        "join: realised accuracy and log loss through a CUSUM of each window's z against the "
+        "pairs before it, whose z counts at most 4 so that two windows are needed; precision, "
+        "recall and ROC AUC through Page-Hinkley). A window counts as an alarm when its "
+        "health leaves `ok`, at the window's end: detection delays are whole windows.",
     ]
     b = r["bar"]
     missed = b["missed_but_caught_by_a_peer"]
