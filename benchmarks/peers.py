@@ -350,6 +350,10 @@ def bars(res: dict[str, Any]) -> dict[str, Any]:
             "lowest_peer_rss_mb": peers[lowest_rss]["peak_rss_mb"],
             "driftline_rss_mb": rss,
             "met": max(rss.values()) <= peers[lowest_rss]["peak_rss_mb"],
+            # the commands a user runs (baseline build, then replay of the file), without
+            # the kernels view, whose harness holds the whole data set as every peer does
+            "met_commands": max(rss["driftline replay"], rss["driftline baseline build"])
+            <= peers[lowest_rss]["peak_rss_mb"],
         }
     d = res["detection"].get("driftline replay")
     if d:

@@ -21,7 +21,7 @@ import io
 import zipfile
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -226,7 +226,7 @@ def _from_manifest(p: Path, m: dict[str, Any], zf: zipfile.ZipFile) -> Baseline:
             f"{m.get('driftline_version', '?')}; this driftline ({__version__}) reads up to "
             f"version {FORMAT_VERSION}. Upgrade driftline to read it."
         )
-    columns = tuple(_column(p, c, zf) for c in m["columns"])
+    columns = _samples_in_one_array(tuple(_column(p, c, zf) for c in m["columns"]))
     cal = m.get("calibration")
     calibration = None
     if cal:
@@ -282,6 +282,30 @@ def _column(p: Path, c: dict[str, Any], zf: zipfile.ZipFile) -> Column:
     else:
         raise BaselineError(f"{p}: corrupt baseline, column '{name}' has type {c['type']!r}")
     return Column(name, role, ref)
+
+
+_ROLE_ORDER = {Role.FEATURE: 0, Role.PREDICTION: 1, Role.LABEL: 2}
+
+
+def _samples_in_one_array(columns: tuple[Column, ...]) -> tuple[Column, ...]:
+    """The numeric samples moved into one array, each sample a view of it, laid out in
+    :attr:`Baseline.monitored` order (the features, then the prediction; the label last).
+    A monitor's :class:`~driftline.numeric.NumericColumns` needs the monitored samples end
+    to end for its kernels: laid out so, it takes a view, not a copy, and the samples are
+    held once (15 MB less for the peer benchmark's 20 × 100,000 reference values)."""
+    numeric = [(c, c.reference) for c in columns if isinstance(c.reference, NumericReference)]
+    if len(numeric) < 2:
+        return columns
+    numeric.sort(key=lambda cr: _ROLE_ORDER[cr[0].role])  # stable: columns in file order
+    joined = np.empty(sum(ref.sample.shape[0] for _, ref in numeric))
+    moved: dict[str, Column] = {}
+    start = 0
+    for c, ref in numeric:
+        end = start + ref.sample.shape[0]
+        joined[start:end] = ref.sample
+        moved[c.name] = Column(c.name, c.role, replace(ref, sample=joined[start:end]))
+        start = end
+    return tuple(moved.get(c.name, c) for c in columns)
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:

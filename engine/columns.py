@@ -8,6 +8,7 @@ missing for the statistics. A categorical feature becomes bucket codes (see
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -32,16 +33,75 @@ def is_categorical_type(t: pa.DataType) -> bool:
     )
 
 
+def numpy_of(arr: pa.Array | pa.ChunkedArray) -> NDArray[Any]:
+    """What ``arr.to_numpy(zero_copy_only=False)`` gives for a numeric or boolean Arrow
+    array, chunked or not: its own dtype (booleans as ``bool``), or float64 with NaN for
+    nulls when it has any (booleans with nulls are refused). Read from the array's buffers
+    (a view of a single chunk without nulls), not through ``to_numpy`` or ``fill_null``,
+    whose conversions import pandas when pandas is installed: about 50 MB of resident
+    memory a replay never uses (see :func:`string_array`)."""
+    t = arr.type
+    if arr.null_count:
+        if pa.types.is_boolean(t):
+            raise ValueError("a boolean array with nulls has no NumPy bool form")
+        arr = pc.cast(arr, pa.float64(), safe=False)
+        t = arr.type
+    if pa.types.is_boolean(t):
+        dtype = np.dtype(np.bool_)
+    elif pa.types.is_floating(t) or pa.types.is_integer(t):
+        kind = "f" if pa.types.is_floating(t) else "i" if pa.types.is_signed_integer(t) else "u"
+        dtype = np.dtype(f"{kind}{t.bit_width // 8}")
+    else:
+        raise TypeError(f"numpy_of takes a numeric or boolean array, got {t}")
+    parts = []
+    for c in arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]:
+        n, start = len(c), c.offset
+        if n == 0:
+            continue
+        validity, data = c.buffers()[:2]
+        if dtype == np.bool_:
+            values = _bits(data, start, n)
+        else:
+            values = np.frombuffer(data, dtype=dtype, count=start + n)[start:]
+        if c.null_count:  # float64 here
+            values = np.where(_bits(validity, start, n), values, math.nan)
+        parts.append(values)
+    if not parts:
+        return np.empty(0, dtype)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _bits(buf: pa.Buffer, start: int, n: int) -> NDArray[np.bool_]:
+    """Bits ``start`` to ``start + n`` of an Arrow bitmap (least significant bit first)."""
+    bits = np.unpackbits(np.frombuffer(buf, np.uint8), count=start + n, bitorder="little")
+    return bits[start:].astype(np.bool_)
+
+
+def string_array(values: list[str]) -> pa.Array:
+    """An Arrow string array of ``values``, built from its buffers: ``pa.array`` would do,
+    but its first call imports pandas when pandas is installed (pyarrow's pandas shim
+    checks every input for a pandas type), about 50 MB of resident memory that a replay of
+    files never uses (``tests/test_lean.py`` checks that replay does not import it)."""
+    encoded = [v.encode() for v in values]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int32)
+    np.cumsum([len(e) for e in encoded], out=offsets[1:])
+    return pa.Array.from_buffers(
+        pa.string(),
+        len(encoded),
+        [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))],
+    )
+
+
 def to_float(arr: pa.Array | pa.ChunkedArray) -> tuple[NDArray[np.float64], int]:
     """(float64 values with NaN for missing, number of type errors)."""
     t = arr.type
     if is_numeric_type(t) or pa.types.is_boolean(t) or pa.types.is_null(t):
         out = pc.cast(arr, pa.float64())
-        return np.asarray(out.to_numpy(zero_copy_only=False), dtype=np.float64), 0
+        return np.asarray(numpy_of(out), dtype=np.float64), 0
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         try:
             out = pc.cast(arr, pa.float64())
-            return np.asarray(out.to_numpy(zero_copy_only=False), dtype=np.float64), 0
+            return np.asarray(numpy_of(out), dtype=np.float64), 0
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             return _parse_slowly(arr.to_pylist())
     # timestamps, lists, structs…: no number here; every present value is a type error
@@ -92,14 +152,19 @@ class CategoryEncoder:
     def __init__(self, reference: CategoricalReference) -> None:
         self.reference = reference
         self._k = len(reference.categories)
-        self._vocab = pa.array(list(reference.vocabulary), type=pa.string())
+        self._vocab = string_array(list(reference.vocabulary))
 
     def encode(self, arr: pa.Array | pa.ChunkedArray) -> tuple[NDArray[np.int64], int]:
         strings, type_errors = to_strings(arr)
         idx = pc.index_in(strings, value_set=self._vocab)
-        codes = pc.fill_null(idx, -2).to_numpy(zero_copy_only=False).astype(np.int64)
+        found = numpy_of(idx)  # float64 with NaN where not in the vocabulary
+        codes = (
+            np.where(np.isnan(found), -2, found).astype(np.int64)
+            if idx.null_count
+            else found.astype(np.int64)
+        )
         np.minimum(codes, self._k, out=codes)
-        missing = pc.is_null(strings).to_numpy(zero_copy_only=False)
+        missing = numpy_of(pc.is_null(strings))
         codes[missing] = -1
         return codes, type_errors
 

@@ -14,6 +14,7 @@ of different lengths cheaply.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -137,13 +138,32 @@ class Compared:
     drift: NumericStatistics | None
 
 
+def end_to_end(parts: list[F64]) -> F64:
+    """``np.concatenate(parts)``; or, when the parts already lie end to end in one array
+    (``baseline.load`` lays a baseline's samples out so), a view of that array."""
+    if not parts:
+        return np.empty(0)
+    base = parts[0].base
+    adjacent = isinstance(base, np.ndarray) and all(
+        p.base is base and p.flags.c_contiguous and p.dtype == np.float64 for p in parts
+    )
+    for a, b in itertools.pairwise(parts):
+        adjacent = adjacent and a.ctypes.data + a.nbytes == b.ctypes.data
+    if not adjacent:
+        return np.concatenate(parts)
+    assert isinstance(base, np.ndarray)
+    offset = parts[0].ctypes.data - base.ctypes.data
+    total = sum(p.shape[0] for p in parts)
+    return np.ndarray((total,), dtype=np.float64, buffer=base, offset=offset)
+
+
 class NumericColumns:
     """The numeric references of one baseline, laid end to end."""
 
     def __init__(self, names: list[str], refs: list[NumericReference]) -> None:
         self.names = names
         self.index = {n: i for i, n in enumerate(names)}
-        self.samples = np.concatenate([r.sample for r in refs]) if refs else np.empty(0)
+        self.samples = end_to_end([r.sample for r in refs])
         self.s_off = _offsets([r.sample.shape[0] for r in refs])
         self.integrals = (
             np.concatenate([cdf_integral(r.sample) for r in refs]) if refs else np.empty(0)

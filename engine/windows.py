@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
 
+from driftline.columns import numpy_of
 from driftline.exceptions import ConfigError, DataError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
@@ -108,12 +109,10 @@ def to_seconds(arr: pa.Array | pa.ChunkedArray) -> NDArray[np.float64]:
     t = arr.type
     if pa.types.is_timestamp(t):
         per_second = {"s": 1, "ms": 1e3, "us": 1e6, "ns": 1e9}[t.unit]
-        ints = pc.cast(arr, pa.int64()).to_numpy(zero_copy_only=False)
+        ints = numpy_of(pc.cast(arr, pa.int64()))
         return np.asarray(ints, dtype=np.float64) / per_second
     if pa.types.is_integer(t) or pa.types.is_floating(t):
-        return np.asarray(
-            pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64
-        )
+        return np.asarray(numpy_of(pc.cast(arr, pa.float64())), dtype=np.float64)
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         return _iso_seconds(arr)
     raise DataError(
