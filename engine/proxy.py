@@ -35,6 +35,7 @@ import math
 import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -42,6 +43,7 @@ from numpy.typing import NDArray
 
 from driftline.baseline import Baseline
 from driftline.detectors import NumericReference
+from driftline.detectors.special import chi2_sf
 from driftline.health import Health
 
 TASKS = ("classification", "regression")
@@ -226,7 +228,7 @@ class LossShift:
     winsorization"), so no single window signals alone, however extreme: two in a row
     above 3.5 do. One bad batch of labels pages nobody; and for a near-perfect model,
     whose reference has almost no mistakes, the normal approximation of a few mistakes is
-    poor (four mistakes in 1,000 pairs after one in 9,000 is z ≈ 9).
+    poor (see below).
 
     Standardising by the window's own sampling error is what a series of window values
     fed to Page-Hinkley lacks: there one threshold in the metric's units must fit a
@@ -237,6 +239,16 @@ class LossShift:
     and RMSE, which have none, the largest seen), as Laplace's rule of succession adds one
     to the count of an event not yet seen: without it, a reference of windows with no
     mistake at all has σ = 0, and a model's first mistake would be an infinite z.
+
+    When losses are rare — a near-perfect model's few mistakes, or windows of a few pairs —
+    the window mean is far from normal: one mistake where 0.1 is expected reads as z ≈ 2.8
+    (upper tail 0.003), while such a window comes once in ten. So z is also read from the
+    window's losses counted in units of that largest loss c, as a Poisson count against
+    the reference's rate (:func:`poisson_z`), and the smaller z is used. For 0/1 losses at
+    a low rate the binomial is close to that Poisson count; losses spread below c are
+    less variable than c times a Poisson count of the same mean (Bennett 1962, "Probability
+    inequalities for the sum of independent random variables", bounds their tail by the
+    Poisson one), so there the normal z is the smaller and stands.
     """
 
     k: float = 1.0
@@ -275,11 +287,13 @@ class LossShift:
             pseudo = self.top if self.bound is None else self.bound
             big, mu, var_sum = _merge(self.n, self.mean, self.m2, 1, pseudo, 0.0)
             sigma = math.sqrt(var_sum / big)
-            se = sigma * math.sqrt(1.0 / n + 1.0 / big)
-            if se > 0.0:
-                self.z = (m - mu) / se
-            else:  # every loss so far equal, the bound among them
-                self.z = math.inf if m > mu else 0.0
+            scale = max(abs(mu), abs(m), 1e-300)
+            if sigma > _TINY * scale:
+                self.z = (m - mu) / (sigma * math.sqrt(1.0 / n + 1.0 / big))
+            else:  # every loss so far equal (up to rounding), the pseudo-pair among them
+                self.z = math.inf if m - mu > _TINY * scale else 0.0
+            if pseudo > 0.0:
+                self.z = min(self.z, poisson_z(float(x.sum()) / pseudo, n * mu / pseudo))
             self.s = max(0.0, self.s + min(self.z, self.cap) - self.k)
         signal = self.s > self.h and self.windows >= self.min_windows
         if signal:  # the new regime is the reference from here on
@@ -288,6 +302,29 @@ class LossShift:
         self.n, self.mean, self.m2 = _merge(self.n, self.mean, self.m2, n, m, m2)
         self.top = max(self.top, float(x.max()))
         return signal
+
+
+_TINY = 1e-12
+"""Spreads and differences below this share of the values are rounding, not data."""
+
+
+def poisson_z(count: float, expected: float) -> float:
+    """The z of ``count`` against a Poisson count with mean ``expected``: Φ⁻¹ of its upper
+    mid-p tail ½(P(X ≥ count) + P(X ≥ count + 1)) (Lancaster 1961's mid-p, which keeps
+    a discrete test's size close to nominal). P(X ≥ a) = P(a, λ), the regularized lower
+    incomplete gamma function, for a > 0 — the Poisson tail for a whole ``count``, and
+    continuous between, as a count of fractional losses needs. Taken as 1 − Q(a, λ), it
+    loses digits in tails below about 1e-9 (|z| > 6), beyond the cap of a window's z."""
+
+    def tail(a: float) -> float:
+        return 1.0 if a <= 0.0 else 1.0 - chi2_sf(2.0 * expected, 2.0 * a)
+
+    p = 0.5 * (tail(count) + tail(count + 1.0))
+    if p <= 0.0:
+        return math.inf
+    if p >= 1.0:
+        return -math.inf
+    return -NormalDist().inv_cdf(p)
 
 
 def _merge(
@@ -377,11 +414,16 @@ class ProxyTracker:
                                 "by": "cusum",
                                 "value": value,
                                 "baseline": base,
-                                "z": round(shift.z, 2),
+                                "z": round(shift.z, 2) if math.isfinite(shift.z) else None,
                             }
                         )
                         reasons.append(
-                            f"{metric}: worse at {value:.4g}, z {shift.z:.1f} per window (cusum)"
+                            f"{metric}: worse at {value:.4g}, "
+                            + (
+                                f"z {shift.z:.1f} per window (cusum)"
+                                if math.isfinite(shift.z)
+                                else "every loss before was lower (cusum)"
+                            )
                         )
                         level = max(level, Health.WARNING)
             elif self.cfg.detector != "none" and math.isfinite(value):
