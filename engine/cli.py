@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -444,8 +445,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         # the reader went away (`driftline replay … | head`): stop quietly, like any filter
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
 
@@ -460,8 +459,9 @@ def _lean_process() -> None:
 
     from driftline.detectors._jit import numpy_support_without_blas
 
-    with contextlib.suppress(NotImplementedError, pa.ArrowNotImplementedError):
-        pa.set_memory_pool(pa.jemalloc_memory_pool())  # fails if built without jemalloc
+    if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:  # the user's choice stands
+        with contextlib.suppress(NotImplementedError, pa.ArrowNotImplementedError):
+            pa.set_memory_pool(pa.jemalloc_memory_pool())  # fails if built without jemalloc
     numpy_support_without_blas()
 
 

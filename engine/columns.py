@@ -68,7 +68,11 @@ def numpy_of(arr: pa.Array | pa.ChunkedArray) -> NDArray[Any]:
         parts.append(values)
     if not parts:
         return np.empty(0, dtype)
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+    if len(parts) > 1:
+        return np.concatenate(parts)
+    if parts[0].base is not None:  # a view of Arrow's memory: read-only, as to_numpy's
+        parts[0].flags.writeable = False
+    return parts[0]
 
 
 def _bits(buf: pa.Buffer, start: int, n: int) -> NDArray[np.bool_]:

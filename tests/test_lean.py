@@ -86,6 +86,11 @@ def test_numpy_of_equals_to_numpy(arr: pa.Array | pa.ChunkedArray) -> None:
     else:
         assert got.dtype == want.dtype
         np.testing.assert_array_equal(got, want)
+    # a view of Arrow's memory is read-only, as to_numpy's is: writing never changes the array
+    if got.flags.writeable and got.size:
+        before = np.array(want, copy=True)
+        got[0] = 0 if got[0] != 0 else 1
+        np.testing.assert_array_equal(arr.to_numpy(zero_copy_only=False), before)
 
 
 def test_numpy_of_refuses_other_types() -> None:
