@@ -231,21 +231,21 @@ def _peers_section(path: Path) -> list[str]:
     mem = bars.get("memory")
     if mem:
         rss = ", ".join(f"{k} {v:.0f} MB" for k, v in mem["driftline_rss_mb"].items())
+        if mem["met"]:
+            verdict = "met."
+        elif mem.get("met_commands"):
+            verdict = (
+                "**not met** by every view; met by the commands a user runs (baseline build "
+                "and replay, which streams the file). The kernels view loads the whole data "
+                "set into memory, as every peer's process does, and adds Numba's compiler and "
+                "runtime."
+            )
+        else:
+            verdict = "**not met**."
         lines += [
             "",
             f"**Memory bar** (peak RSS no higher than the lowest peer's, {mem['lowest_peer']} "
-            f"at {mem['lowest_peer_rss_mb']:.0f} MB): {rss} — "
-            + ("met." if mem["met"] else "**not met**")
-            + (
-                (
-                    " by every view; met by the commands a user runs (baseline build and "
-                    "replay, which streams the file). The kernels view loads the whole data "
-                    "set into memory, as every peer's process does, and adds Numba's "
-                    "compiler and runtime."
-                )
-                if not mem["met"] and mem.get("met_commands")
-                else ("." if not mem["met"] else "")
-            ),
+            f"at {mem['lowest_peer_rss_mb']:.0f} MB): {rss} — {verdict}",
         ]
     lines += [
         "",

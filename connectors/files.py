@@ -121,8 +121,8 @@ PARQUET_BUFFER = 1 << 16
 """Parquet column chunks are read through a buffer of this many bytes, not whole (no
 pre-buffering): the reader then holds a buffer per column instead of every column chunk of
 the row group at once, which keeps replay's resident set lower at the same speed. 64 KiB,
-not 1 MiB: with 25 columns, 1 MiB buffers alone held 25 MB (Arrow's pool after the peer
-benchmark's first batch: 42 MB with 1 MiB, 28 MB with 64 KiB)."""
+not 1 MiB: the buffers are held for every column read, so 25 columns of 1 MiB buffers
+would be 25 MB."""
 
 
 def _parquet(p: Path, columns: list[str] | None, batch_rows: int) -> Iterator[pa.RecordBatch]:

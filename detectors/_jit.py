@@ -18,9 +18,9 @@ F = TypeVar("F")
 def numpy_support_without_blas() -> None:
     """Load Numba's NumPy support (``numba.np.arraymath``) without its BLAS probe. On
     import that module checks for BLAS by importing ``scipy.linalg.cython_blas``, which
-    keeps about 15 MB resident for the life of the process (measured with the peer
-    benchmark's replay); no kernel here uses ``np.dot`` or ``np.linalg``, so when SciPy
-    is not loaded yet the probe is made to fail, and Numba records that it has no BLAS.
+    stays resident for the life of the process; no kernel here uses ``np.dot`` or
+    ``np.linalg``, so when SciPy is not loaded yet the probe is made to fail, and Numba
+    records that it has no BLAS.
     ``scipy.linalg`` stays importable: the block is lifted at once. But Numba's ``np.dot``
     and ``np.linalg`` then fail to compile for the rest of the process, so only the CLI's
     file commands, which own their process, call this (``driftline.cli``), never an import

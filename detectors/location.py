@@ -29,7 +29,18 @@ from numpy.typing import NDArray
 
 from ._jit import kernel
 
-__all__ = ["mean_shift_test", "sorted_moments"]
+__all__ = ["mean_shift_test", "merge_moments", "sorted_moments"]
+
+
+def merge_moments(
+    n_a: int, mean_a: float, m2_a: float, n_b: int, mean_b: float, m2_b: float
+) -> tuple[int, float, float]:
+    """Count, mean and sum of squared deviations of two samples pooled (Chan, Golub &
+    LeVeque 1979, "Updating formulae and a pairwise algorithm for computing sample
+    variances"). ``n_a + n_b`` must be positive."""
+    n = n_a + n_b
+    delta = mean_b - mean_a
+    return n, mean_a + delta * n_b / n, m2_a + m2_b + delta * delta * n_a * n_b / n
 
 
 @kernel

@@ -37,6 +37,7 @@ from driftline.detectors.build import (
     DEFAULT_TOP_K,
     DEFAULT_VOCABULARY_CAP,
 )
+from driftline.detectors.location import merge_moments
 from driftline.exceptions import ConfigError, DataError
 
 LOW_CARDINALITY = 10
@@ -92,17 +93,13 @@ class _Numeric:
         self.nonfinite += values.shape[0] - int(nan.sum()) - fin.shape[0]
         if fin.shape[0] == 0:
             return
-        nb = fin.shape[0]
         mb = float(fin.mean())
         m2b = float(((fin - mb) ** 2).sum())
-        tot = self.n + nb
-        delta = mb - self.mean
-        self.mean += delta * nb / tot
-        self.m2 += m2b + delta * delta * self.n * nb / tot
+        merged = merge_moments(self.n, self.mean, self.m2, fin.shape[0], mb, m2b)
         self.lo = min(self.lo, float(fin.min()))
         self.hi = max(self.hi, float(fin.max()))
-        self._reservoir(fin)
-        self.n = tot
+        self._reservoir(fin)  # counts from the values seen before these
+        self.n, self.mean, self.m2 = merged
 
     def _reservoir(self, fin: NDArray[np.float64]) -> None:
         room = self.sample_size - self.reservoir.shape[0]

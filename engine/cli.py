@@ -452,9 +452,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _lean_process() -> None:
     """Less resident memory for the file commands (``replay``, ``baseline build``), which
     own their process: Arrow's jemalloc pool, which hands freed memory back, instead of its
-    default (mimalloc held about 15 MB more over the peer benchmark's replay), and Numba
-    without its BLAS probe (:func:`driftline.detectors._jit.numpy_support_without_blas`,
-    15 MB). Not done for ``serve``, whose throughput was measured with the defaults."""
+    default (mimalloc), and Numba without its BLAS probe
+    (:func:`driftline.detectors._jit.numpy_support_without_blas`). Their sum with the other
+    savings is what ``benchmarks/peers.py`` measures. Not done for ``serve``, whose
+    throughput was measured with the defaults."""
     import pyarrow as pa
 
     from driftline.detectors._jit import numpy_support_without_blas

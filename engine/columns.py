@@ -38,8 +38,8 @@ def numpy_of(arr: pa.Array | pa.ChunkedArray) -> NDArray[Any]:
     array, chunked or not: its own dtype (booleans as ``bool``), or float64 with NaN for
     nulls when it has any (booleans with nulls are refused). Read from the array's buffers
     (a view of a single chunk without nulls), not through ``to_numpy`` or ``fill_null``,
-    whose conversions import pandas when pandas is installed: about 50 MB of resident
-    memory a replay never uses (see :func:`string_array`)."""
+    whose conversions import pandas when pandas is installed, a library a replay never
+    uses otherwise (see :func:`string_array`)."""
     t = arr.type
     if arr.null_count:
         if pa.types.is_boolean(t):
@@ -84,8 +84,8 @@ def _bits(buf: pa.Buffer, start: int, n: int) -> NDArray[np.bool_]:
 def string_array(values: list[str]) -> pa.Array:
     """An Arrow string array of ``values``, built from its buffers: ``pa.array`` would do,
     but its first call imports pandas when pandas is installed (pyarrow's pandas shim
-    checks every input for a pandas type), about 50 MB of resident memory that a replay of
-    files never uses (``tests/test_lean.py`` checks that replay does not import it)."""
+    checks every input for a pandas type), a library that a replay of files never uses
+    otherwise (``tests/test_lean.py`` checks that replay does not import it)."""
     encoded = [v.encode() for v in values]
     offsets = np.zeros(len(encoded) + 1, dtype=np.int32)
     np.cumsum([len(e) for e in encoded], out=offsets[1:])

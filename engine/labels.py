@@ -120,9 +120,17 @@ def pair_losses(
     pos = y == 1.0
     out = {"accuracy": ((s >= threshold) != pos).astype(np.float64)}
     if s.shape[0] and s.min() >= 0.0 and s.max() <= 1.0:
-        p_true = np.where(pos, s, 1.0 - s)  # as in _classification
-        out["log_loss"] = -np.log(np.clip(p_true, _LOG_LOSS_EPS, 1 - _LOG_LOSS_EPS))
+        out["log_loss"] = _log_losses(s, pos)
     return out
+
+
+def _log_losses(s: NDArray[np.float64], pos: NDArray[np.bool_]) -> NDArray[np.float64]:
+    """Each pair's binary cross-entropy, natural log: −(y ln p + (1 − y) ln(1 − p)) (Bishop
+    2006, eq. 4.90), p clipped to [ε, 1 − ε]; 1 − p is taken before clipping, as
+    scikit-learn does."""
+    p_true = np.where(pos, s, 1.0 - s)
+    losses: NDArray[np.float64] = -np.log(np.clip(p_true, _LOG_LOSS_EPS, 1 - _LOG_LOSS_EPS))
+    return losses
 
 
 def graded(
@@ -172,10 +180,7 @@ def _classification(
     out["precision"] = tp / n_called if n_called else None
     out["recall"] = tp / n_pos if n_pos else None
     if s.min() >= 0.0 and s.max() <= 1.0:
-        # binary cross-entropy, natural log: -mean(y ln p + (1 - y) ln(1 - p)) (Bishop 2006,
-        # eq. 4.90); 1 - p is taken before clipping, as scikit-learn does
-        p_true = np.where(pos, s, 1.0 - s)
-        out["log_loss"] = float(-np.mean(np.log(np.clip(p_true, _LOG_LOSS_EPS, 1 - _LOG_LOSS_EPS))))
+        out["log_loss"] = float(np.mean(_log_losses(s, pos)))
     if 0 < n_pos < n:
         out["roc_auc"] = _auc(s, pos, n_pos)
     return out

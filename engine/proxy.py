@@ -43,6 +43,7 @@ from numpy.typing import NDArray
 
 from driftline.baseline import Baseline
 from driftline.detectors import NumericReference
+from driftline.detectors.location import merge_moments
 from driftline.detectors.special import chi2_sf
 from driftline.health import Health
 
@@ -285,7 +286,7 @@ class LossShift:
         self.z = math.nan
         if self.n:
             pseudo = self.top if self.bound is None else self.bound
-            big, mu, var_sum = _merge(self.n, self.mean, self.m2, 1, pseudo, 0.0)
+            big, mu, var_sum = merge_moments(self.n, self.mean, self.m2, 1, pseudo, 0.0)
             sigma = math.sqrt(var_sum / big)
             scale = max(abs(mu), abs(m), 1e-300)
             if sigma > _TINY * scale:
@@ -299,7 +300,7 @@ class LossShift:
         if signal:  # the new regime is the reference from here on
             self.n, self.mean, self.m2, self.s, self.windows = 0, 0.0, 0.0, 0.0, 1
             self.top = 0.0
-        self.n, self.mean, self.m2 = _merge(self.n, self.mean, self.m2, n, m, m2)
+        self.n, self.mean, self.m2 = merge_moments(self.n, self.mean, self.m2, n, m, m2)
         self.top = max(self.top, float(x.max()))
         return signal
 
@@ -325,17 +326,6 @@ def poisson_z(count: float, expected: float) -> float:
     if p >= 1.0:
         return -math.inf
     return -NormalDist().inv_cdf(p)
-
-
-def _merge(
-    n_a: int, mean_a: float, m2_a: float, n_b: int, mean_b: float, m2_b: float
-) -> tuple[int, float, float]:
-    """Count, mean and sum of squared deviations of two samples pooled (Chan, Golub &
-    LeVeque 1979, "Updating formulae and a pairwise algorithm for computing sample
-    variances")."""
-    n = n_a + n_b
-    delta = mean_b - mean_a
-    return n, mean_a + delta * n_b / n, m2_a + m2_b + delta * delta * n_a * n_b / n
 
 
 @dataclass
@@ -403,48 +393,14 @@ class ProxyTracker:
         for metric in names:
             value = float(metrics[metric])
             base = self.baseline.values.get(metric)
-            if metric in self.bounds:
-                pairs = losses.get(metric) if losses is not None else None
-                if self.cfg.detector != "none" and pairs is not None:
-                    shift = self._shift(metric)
-                    if shift.update(pairs):
-                        changes.append(
-                            {
-                                "metric": metric,
-                                "by": "cusum",
-                                "value": value,
-                                "baseline": base,
-                                "z": round(shift.z, 2) if math.isfinite(shift.z) else None,
-                            }
-                        )
-                        reasons.append(
-                            f"{metric}: worse at {value:.4g}, "
-                            + (
-                                f"z {shift.z:.1f} per window (cusum)"
-                                if math.isfinite(shift.z)
-                                else "every loss before was lower (cusum)"
-                            )
-                        )
-                        level = max(level, Health.WARNING)
-            elif self.cfg.detector != "none" and math.isfinite(value):
-                if not base and value != 0:
-                    self.first.setdefault(metric, value)
-                scale = base or self.first.get(metric)
-                x = value / scale if scale else value
-                det = self._detector(metric)
-                before = det.estimation if self.cfg.detector == "adwin" else None
-                det.update(x)
-                if det.drift_detected and self._counts(metric, before, det):
-                    changes.append(
-                        {
-                            "metric": metric,
-                            "by": self.cfg.detector,
-                            "value": value,
-                            "baseline": base,
-                        }
-                    )
-                    reasons.append(f"{metric}: jump to {value:.4g} ({self.cfg.detector})")
-                    level = max(level, Health.WARNING)
+            found = self._jump(metric, value, base, losses)
+            if found is not None:
+                by, extra, why = found
+                changes.append(
+                    {"metric": metric, "by": by, "value": value, "baseline": base, **extra}
+                )
+                reasons.append(f"{metric}: {why}")
+                level = max(level, Health.WARNING)
         for rule in self.cfg.rules:
             observed = metrics.get(rule.metric)
             base = self.baseline.values.get(rule.metric)
@@ -462,6 +418,45 @@ class ProxyTracker:
                 reasons.append(reason)
                 level = max(level, Health.parse(rule.severity))
         return changes, reasons, str(level)
+
+    def _jump(
+        self,
+        metric: str,
+        value: float,
+        base: float | None,
+        losses: Mapping[str, NDArray[np.float64]] | None,
+    ) -> tuple[str, dict[str, Any], str] | None:
+        """Feed one value (or, for a metric in :attr:`bounds`, its pairs' losses) to the
+        metric's test; (by, extra record fields, reason) when it signals a change that
+        counts, else None."""
+        if self.cfg.detector == "none":
+            return None
+        if metric in self.bounds:
+            pairs = losses.get(metric) if losses is not None else None
+            if pairs is None:
+                return None
+            shift = self._shift(metric)
+            if not shift.update(pairs):
+                return None
+            if not math.isfinite(shift.z):
+                return (
+                    "cusum",
+                    {"z": None},
+                    f"worse at {value:.4g}, every loss before was lower (cusum)",
+                )
+            z = round(shift.z, 2)
+            return "cusum", {"z": z}, f"worse at {value:.4g}, z {shift.z:.1f} per window (cusum)"
+        if not math.isfinite(value):
+            return None
+        if not base and value != 0:
+            self.first.setdefault(metric, value)
+        scale = base or self.first.get(metric)
+        det = self._detector(metric)
+        before = det.estimation if self.cfg.detector == "adwin" else None
+        det.update(value / scale if scale else value)
+        if not (det.drift_detected and self._counts(metric, before, det)):
+            return None
+        return self.cfg.detector, {}, f"jump to {value:.4g} ({self.cfg.detector})"
 
     def _shift(self, metric: str) -> LossShift:
         shift = self.shifts.get(metric)

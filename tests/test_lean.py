@@ -140,8 +140,8 @@ def test_parquet_schema_comes_from_the_footer(tmp_path: Path) -> None:
 def test_replay_loads_neither_pandas_nor_blas(data: Path, tmp_path: Path) -> None:
     """``driftline replay`` in a process of its own, of data without labels to grade (river,
     which grading loads, imports both): the records as ever, and neither pandas (which
-    pyarrow's conversions import, about 50 MB) nor SciPy's BLAS (which Numba probes for,
-    about 15 MB) loaded; SciPy's linalg can still be imported afterwards."""
+    pyarrow's conversions import) nor SciPy's BLAS (which Numba probes for) loaded; SciPy's
+    linalg can still be imported afterwards."""
     features = pq.read_table(data / "serving.parquet").drop(["ts", "id", "score", "label"])
     baseline, _ = build_from_batches(features.to_batches(), BuildOptions())
     bl.save(baseline, tmp_path / "features.dlb")
