@@ -2,7 +2,8 @@
 run in Alibi Detect's own virtualenv (``make bench-peers``; it is BSL-licensed and never a
 driftline dependency).
 
-    python benchmarks/_detect_alibi.py STREAMS_DIR [--cvm-ert 1000] [--mmd-ert 5000] -o OUT.json
+    python benchmarks/_detect_alibi.py STREAMS_DIR [--detectors cvm,mmd] [--cvm-ert 1000]
+        [--mmd-ert 5000] -o OUT.json
 
 For every ``*.npz`` in STREAMS_DIR (``ref``: reference rows × columns, ``x``: the stream),
 ``CVMDriftOnline`` (univariate per column, its thresholds corrected for the number of
@@ -13,6 +14,15 @@ estimates the 1 − β quantile of their statistics, which Alibi refuses unless 
 exceeds about 1/β: ERT for MMD, ERT × columns for CVM (β = 1 − (1 − 1/ERT)^(1/d)). So the
 ERTs are what a few thousand bootstraps allow, not the stream length. After each alarm the
 detector's state is reset (``reset_state``), as a monitor that goes on watching would.
+
+Both keep a random subsample of the reference (``--cvm-ref``, ``--mmd-ref`` rows): CVM's
+calibration builds an (n + t)² comparison matrix per simulated stream, n reference rows and
+t up to twice the largest window, which for 5,000 rows and 15,000 streams is beyond this
+machine. CVM's thresholds depend only on the reference size, the windows, the ERT and the
+number of columns (the statistic is rank-based, so its null distribution is the same for
+every continuous distribution, as Alibi's ``_configure_thresholds`` says and simulates with
+Gaussian data): they are simulated once per shape and reused for every stream of that shape
+(``SharedThresholds``). MMD's depend on the data and are simulated per stream.
 Output: the event positions of the alarms per stream and detector, with the calibration and
 run seconds.
 """
@@ -20,6 +30,7 @@ run seconds.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import sys
@@ -31,6 +42,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+
+def stream_digest(path: Path) -> str:
+    """SHA-256 of a stream file's arrays (not of the file: ``np.savez`` stamps the time), so
+    that ``detection.py --reuse-alibi`` can tell the streams it writes are the ones measured."""
+    z = np.load(path)
+    h = hashlib.sha256()
+    for key in ("ref", "x"):
+        a = np.ascontiguousarray(z[key], dtype=np.float64)
+        h.update(f"{key}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def standardise(ref: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -48,6 +71,26 @@ def alarms(det: Any, x: np.ndarray) -> list[int]:
     return out
 
 
+def shared_thresholds(base: type, cache: dict[tuple[Any, ...], np.ndarray]) -> type:
+    """``base`` (CVMDriftOnline) whose thresholds are simulated once per (reference rows,
+    windows, ERT, columns, bootstraps) and reused: see the module's docstring."""
+
+    class SharedThresholds(base):  # type: ignore[misc, valid-type]
+        def _configure_thresholds(self) -> None:
+            key = (self.n, tuple(self.window_sizes), self.ert, self.n_features, self.n_bootstraps)
+            if key not in cache:
+                super()._configure_thresholds()
+                cache[key] = self.thresholds
+            self.thresholds = cache[key]
+
+    return SharedThresholds
+
+
+def subsample(ref: np.ndarray, rows: int) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return ref[rng.choice(ref.shape[0], min(rows, ref.shape[0]), replace=False)]
+
+
 def calibrate_and_run(make: Callable[[], Any], x: np.ndarray) -> dict[str, Any]:
     """Build a detector with ``make`` (its ERT calibration) and run it over ``x``, timing both."""
     t0 = time.perf_counter()
@@ -59,10 +102,12 @@ def calibrate_and_run(make: Callable[[], Any], x: np.ndarray) -> dict[str, Any]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("streams", type=Path)
+    ap.add_argument("--detectors", default="cvm,mmd", help="which to run: cvm, mmd, or both")
     ap.add_argument("--cvm-ert", type=float, default=1_000)
     ap.add_argument("--mmd-ert", type=float, default=5_000)
     ap.add_argument("--cvm-windows", default="100,500")
     ap.add_argument("--mmd-window", type=int, default=100)
+    ap.add_argument("--cvm-ref", type=int, default=500, help="reference rows CVM keeps")
     ap.add_argument("--mmd-ref", type=int, default=500, help="reference rows MMD keeps")
     ap.add_argument("--cvm-bootstraps", type=int, default=15_000)
     ap.add_argument("--mmd-bootstraps", type=int, default=6_000)
@@ -77,7 +122,12 @@ def main() -> int:
 
     torch.manual_seed(0)
     torch.set_num_threads(1)
+    run = {d.strip() for d in a.detectors.split(",") if d.strip()}
+    if not run or run - {"cvm", "mmd"}:
+        ap.error(f"--detectors: cvm, mmd or both, got {a.detectors!r}")
+    cvm = shared_thresholds(CVMDriftOnline, {})
     results: dict[str, Any] = {
+        "detectors": sorted(run),
         "versions": {
             p: importlib.metadata.version(p) for p in ("alibi-detect", "torch", "numpy", "scipy")
         },
@@ -85,47 +135,49 @@ def main() -> int:
         "mmd_ert": a.mmd_ert,
         "cvm_windows": [int(w) for w in a.cvm_windows.split(",")],
         "mmd_window": a.mmd_window,
+        "cvm_ref": a.cvm_ref,
         "mmd_ref": a.mmd_ref,
         "cvm_bootstraps": a.cvm_bootstraps,
         "mmd_bootstraps": a.mmd_bootstraps,
         "streams": {},
+        "digests": {},
     }
     for path in sorted(a.streams.glob("*.npz")):
         z = np.load(path)
         ref, x = standardise(z["ref"], z["x"])
         entry: dict[str, Any] = {}
-        entry["CVMDriftOnline"] = calibrate_and_run(
-            partial(
-                CVMDriftOnline,
-                ref,
-                ert=a.cvm_ert,
-                window_sizes=results["cvm_windows"],
-                n_bootstraps=a.cvm_bootstraps,
-                verbose=False,
-            ),
-            x,
-        )
-        rng = np.random.default_rng(0)
-        sub = ref[rng.choice(ref.shape[0], min(a.mmd_ref, ref.shape[0]), replace=False)]
-        entry["MMDDriftOnline"] = calibrate_and_run(
-            partial(
-                MMDDriftOnline,
-                sub,
-                ert=a.mmd_ert,
-                window_size=a.mmd_window,
-                backend="pytorch",
-                n_bootstraps=a.mmd_bootstraps,
-                verbose=False,
-            ),
-            x,
-        )
+        if "cvm" in run:
+            entry["CVMDriftOnline"] = calibrate_and_run(
+                partial(
+                    cvm,
+                    subsample(ref, a.cvm_ref),
+                    ert=a.cvm_ert,
+                    window_sizes=results["cvm_windows"],
+                    n_bootstraps=a.cvm_bootstraps,
+                    verbose=False,
+                ),
+                x,
+            )
+        if "mmd" in run:
+            entry["MMDDriftOnline"] = calibrate_and_run(
+                partial(
+                    MMDDriftOnline,
+                    subsample(ref, a.mmd_ref),
+                    ert=a.mmd_ert,
+                    window_size=a.mmd_window,
+                    backend="pytorch",
+                    n_bootstraps=a.mmd_bootstraps,
+                    verbose=False,
+                ),
+                x,
+            )
         results["streams"][path.stem] = entry
-        print(
-            f"  alibi {path.stem}: CVM {len(entry['CVMDriftOnline']['alarms'])} alarms, "
-            f"MMD {len(entry['MMDDriftOnline']['alarms'])} alarms",
-            file=sys.stderr,
-            flush=True,
+        results["digests"][path.stem] = stream_digest(path)
+        summary = ", ".join(
+            f"{k} {len(v['alarms'])} alarms (calibration {v['calibrate_s']:.0f} s)"
+            for k, v in entry.items()
         )
+        print(f"  alibi {path.stem}: {summary}", file=sys.stderr, flush=True)
     a.output.write_text(json.dumps(results))
     return 0
 

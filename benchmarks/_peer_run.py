@@ -124,17 +124,21 @@ Tool = Callable[
 
 def tool_driftline(data: Data, window: int, mode: str) -> Any:
     """driftline's public kernels (``driftline.detectors``), one call per column and window,
-    and its default decision policy (PSI >= 0.1 on windows of 1,000 rows or more)."""
+    and its default decision policy (PSI >= 0.1 on windows of 1,000 rows or more, and the
+    shift test on the window alone and with the window before, which each call is given)."""
     from driftline.detectors import (
         DriftPolicy,
         categorical_reference,
         categorical_statistics,
         numeric_reference,
-        numeric_statistics,
+        numeric_statistics_sorted,
     )
+    from driftline.detectors.sorting import finite_sorted
 
     refs: list[Any] = []
     crefs: list[Any] = []
+    prev_counts: dict[str, Any] = {}
+    prev_sorted: dict[str, Any] = {}
     luts: list[np.ndarray] = []
     policy = DriftPolicy()
 
@@ -150,11 +154,19 @@ def tool_driftline(data: Data, window: int, mode: str) -> Any:
     def stats(sl: slice) -> dict[str, Any]:
         window_stats: dict[str, Any] = {}
         for j, name in enumerate(data.numeric):
-            window_stats[name] = numeric_statistics(refs[j], data.srv_num[sl, j])
+            x = np.ascontiguousarray(data.srv_num[sl, j])
+            cur, n_nan, n_inf = finite_sorted(x)
+            window_stats[name] = numeric_statistics_sorted(
+                refs[j], cur, x.shape[0], n_nan, n_inf, 0, prev_sorted.get(name)
+            )
+            prev_sorted[name] = cur  # the window before, for the two-window shift test
         for j, name in enumerate(data.categorical):
             codes = data.srv_cat[sl, j]
             lut = luts[j]
-            window_stats[name] = categorical_statistics(crefs[j], lut[codes])
+            window_stats[name] = categorical_statistics(
+                crefs[j], lut[codes], before_counts=prev_counts.get(name)
+            )
+            prev_counts[name] = window_stats[name].bucket_counts
         decision = policy.decide(window_stats)
         out: dict[str, Any] = {}
         for name, s in window_stats.items():

@@ -288,6 +288,27 @@ def river_alarms(errors: np.ndarray) -> dict[str, list[int]]:
     return out
 
 
+def reused_alibi(path: Path, npz: Path) -> dict[str, Any]:
+    """The Alibi results of an earlier run, if it measured exactly the streams in ``npz``
+    (same arrays, by digest); SystemExit with the reason otherwise."""
+    from _detect_alibi import stream_digest
+
+    if not path.exists():
+        raise SystemExit(f"--reuse-alibi: no {path}; run without --reuse-alibi first")
+    info: dict[str, Any] = json.loads(path.read_text())
+    digests = info.get("digests") or {}
+    here = {p.stem: stream_digest(p) for p in sorted(npz.glob("*.npz"))}
+    if digests != here:
+        changed = sorted(k for k in set(here) | set(digests) if here.get(k) != digests.get(k))
+        raise SystemExit(
+            f"--reuse-alibi: {path} measured other streams ({', '.join(changed[:5])}"
+            f"{' …' if len(changed) > 5 else ''} differ); run without --reuse-alibi"
+        )
+    when = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC).isoformat(timespec="seconds")
+    info["reused"] = f"measured by the run that wrote it at {when}"
+    return info
+
+
 def score(alarms: list[int], change: int, n: int) -> dict[str, Any]:
     after = [t for t in alarms if t >= change]
     return {
@@ -311,6 +332,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 seed, 6,000 events")
     ap.add_argument("--no-alibi", action="store_true", help="skip Alibi Detect")
     ap.add_argument("--no-alibi-reason", default=None, help="why, for the results file")
+    ap.add_argument(
+        "--alibi-detectors",
+        default="cvm,mmd",
+        help="Alibi Detect's online detectors to run: cvm, mmd or both (default both)",
+    )
+    ap.add_argument(
+        "--reuse-alibi",
+        action="store_true",
+        help="take Alibi Detect's alarms from the last run's alibi.json in the cache (about an "
+        "hour of calibration here) when it measured these same streams; an error otherwise",
+    )
+    ap.add_argument(
+        "--alibi-skipped-reason",
+        default=None,
+        help="with --alibi-detectors naming one: why the other was not run, for the results file",
+    )
     ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     ap.add_argument("--output", type=Path, default=None)
     a = ap.parse_args(argv)
@@ -363,14 +400,21 @@ def main(argv: list[str] | None = None) -> int:
         log(f"== {name} ({time.perf_counter() - t0:.1f} s): delays {summary}")
 
     alibi_info: dict[str, Any] | None = None
-    if not a.no_alibi and ALIBI_PYTHON.exists():
+    out = directory / "alibi.json"
+    if a.no_alibi:
+        pass
+    elif a.reuse_alibi:
+        alibi_info = reused_alibi(out, npz)
+        log(f"== Alibi Detect online detectors: the alarms in {out} ({alibi_info['reused']})")
+    elif ALIBI_PYTHON.exists():
         log("== Alibi Detect online detectors (expected-run-time calibration per stream)")
-        out = directory / "alibi.json"
         subprocess.run(
             [
                 str(ALIBI_PYTHON),
                 str(HERE / "_detect_alibi.py"),
                 str(npz),
+                "--detectors",
+                a.alibi_detectors,
                 "-o",
                 str(out),
             ],
@@ -378,6 +422,7 @@ def main(argv: list[str] | None = None) -> int:
             cwd=REPO_ROOT,
         )
         alibi_info = json.loads(out.read_text())
+    if alibi_info is not None:
         for name, per in alibi_info["streams"].items():
             for det, r in per.items():
                 results[name]["detectors"][f"Alibi {det}"] = score(
@@ -405,8 +450,10 @@ def main(argv: list[str] | None = None) -> int:
             "seeds": a.seeds,
             "window": a.window,
         },
-        "alibi": {k: v for k, v in (alibi_info or {}).items() if k != "streams"} or None,
+        "alibi": {k: v for k, v in (alibi_info or {}).items() if k not in ("streams", "digests")}
+        or None,
         "alibi_not_run": alibi_not_run,
+        "alibi_partial": a.alibi_skipped_reason if alibi_info else None,
         "streams": results,
         "summary": summarise(results),
     }

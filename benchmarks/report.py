@@ -378,11 +378,23 @@ def _detection_section(path: Path) -> list[str]:
         lines.append(f"- Alibi Detect's online detectors: not run — {r['alibi_not_run']}")
     elif r.get("alibi"):
         a = r["alibi"]
-        lines.append(
-            f"- Alibi Detect {a['versions']['alibi-detect']}: CVMDriftOnline (ERT "
-            f"{a['cvm_ert']:,.0f}, windows {a['cvm_windows']}) and MMDDriftOnline (ERT "
-            f"{a['mmd_ert']:,.0f}, window {a['mmd_window']}, {a['mmd_ref']} reference rows)"
-        )
+        run = a.get("detectors", ["cvm", "mmd"])
+        described = []
+        if "cvm" in run:
+            described.append(
+                f"CVMDriftOnline (ERT {a['cvm_ert']:,.0f}, windows {a['cvm_windows']}, "
+                f"{a.get('cvm_ref', 'all')} reference rows, thresholds from "
+                f"{a['cvm_bootstraps']:,} simulated streams per number of columns)"
+            )
+        if "mmd" in run:
+            described.append(
+                f"MMDDriftOnline (ERT {a['mmd_ert']:,.0f}, window {a['mmd_window']}, "
+                f"{a['mmd_ref']} reference rows, thresholds from {a['mmd_bootstraps']:,} "
+                "bootstrap streams per stream)"
+            )
+        lines.append(f"- Alibi Detect {a['versions']['alibi-detect']}: " + " and ".join(described))
+        if r.get("alibi_partial"):
+            lines.append(f"- {r['alibi_partial']}")
     lines += [
         "",
         "| detector | stream family | detected | median delay | false alarms / M |",

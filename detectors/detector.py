@@ -2,7 +2,9 @@
 
 Each follows one pattern: parameters are validated in ``__init__``; ``update(window)``
 compares one whole window with the reference and returns ``self``; results are read from
-properties, which never change state.
+properties, which never change state. Successive windows are taken as one stream: each is
+also tested together with the one before it (the shift test's two-window scale,
+:meth:`~driftline.detectors.DriftPolicy.shift`).
 """
 
 from __future__ import annotations
@@ -23,12 +25,24 @@ from .policy import (
     WindowDecision,
 )
 from .reference import CategoricalReference, NumericReference
+from .sorting import finite_sorted
 from .statistics import (
     CategoricalStatistics,
     NumericStatistics,
+    _window,
     categorical_statistics,
-    numeric_statistics,
+    numeric_statistics_sorted,
 )
+
+
+def _numeric(
+    ref: NumericReference, values: NDArray[np.float64], before: NDArray[np.float64] | None
+) -> tuple[NumericStatistics, NDArray[np.float64]]:
+    """A numeric window's statistics (with the two-window test against ``before``, the
+    window before's sorted finite values) and its own sorted finite values."""
+    arr = _window(values)
+    cur, n_nan, n_inf = finite_sorted(arr)
+    return numeric_statistics_sorted(ref, cur, arr.shape[0], n_nan, n_inf, 0, before), cur
 
 
 class _FeatureDetector:
@@ -96,8 +110,12 @@ class NumericDriftDetector(_FeatureDetector):
             name, policy or DriftPolicy(numeric_statistic=statistic, threshold=threshold)
         )
 
+    def _reset(self) -> None:
+        super()._reset()
+        self._before: NDArray[np.float64] | None = None
+
     def update(self, window: NDArray[np.float64]) -> Self:
-        self._stats = numeric_statistics(self.reference, window)
+        self._stats, self._before = _numeric(self.reference, window, self._before)
         self._decide()
         return self
 
@@ -141,7 +159,8 @@ class CategoricalDriftDetector(_FeatureDetector):
     def update(self, window: list[str | None] | NDArray[np.int64]) -> Self:
         """A window as values (strings or None) or as codes from ``reference.encode``."""
         codes = window if isinstance(window, np.ndarray) else self.reference.encode(window)
-        self._stats = categorical_statistics(self.reference, codes)
+        before = self._stats.bucket_counts if self._stats is not None else None
+        self._stats = categorical_statistics(self.reference, codes, before_counts=before)
         self._decide()
         return self
 
@@ -178,20 +197,34 @@ class DatasetDriftDetector:
     def _reset(self) -> None:
         self._stats: dict[str, NumericStatistics | CategoricalStatistics | None] = {}
         self._decision: WindowDecision | None = None
+        self._sorted_before: dict[str, NDArray[np.float64]] = {}
+        """Each numeric feature's window before, its sorted finite values."""
+        self._counts_before: dict[str, NDArray[np.int64]] = {}
+        """Each categorical feature's window before, its bucket counts."""
 
     def update(self, window: Mapping[str, object]) -> Self:
         """``window`` maps feature names to values (float arrays, or category lists/codes);
-        a feature missing from it has no data in this window."""
+        a feature missing from it has no data in this window (nor a window before for the
+        next one's two-window test)."""
         stats: dict[str, NumericStatistics | CategoricalStatistics | None] = {}
+        sorted_now: dict[str, NDArray[np.float64]] = {}
+        counts_now: dict[str, NDArray[np.int64]] = {}
         for name, ref in self.references.items():
             values = window.get(name)
             if values is None:
                 stats[name] = None
             elif isinstance(ref, NumericReference):
-                stats[name] = numeric_statistics(ref, np.asarray(values, dtype=np.float64))
+                num, sorted_now[name] = _numeric(
+                    ref, np.asarray(values, dtype=np.float64), self._sorted_before.get(name)
+                )
+                stats[name] = num
             else:
                 codes = values if isinstance(values, np.ndarray) else ref.encode(list(values))  # type: ignore[call-overload]
-                stats[name] = categorical_statistics(ref, codes)
+                before = self._counts_before.get(name)
+                cat = categorical_statistics(ref, codes, before_counts=before)
+                stats[name] = cat
+                counts_now[name] = cat.bucket_counts
+        self._sorted_before, self._counts_before = sorted_now, counts_now
         self._stats = stats
         self._decision = self.policy.decide(stats)
         return self

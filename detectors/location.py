@@ -29,9 +29,16 @@ from numpy.typing import NDArray
 
 from ._jit import kernel
 
-__all__ = ["mean_shift_test", "merge_moments", "sorted_moments"]
+__all__ = [
+    "mean_shift_test",
+    "merge_moments",
+    "moments_shift_test",
+    "pooled_shift_pvalue",
+    "sorted_moments",
+]
 
 
+@kernel
 def merge_moments(
     n_a: int, mean_a: float, m2_a: float, n_b: int, mean_b: float, m2_b: float
 ) -> tuple[int, float, float]:
@@ -74,10 +81,22 @@ def mean_shift_test(
     different ones.
     """
     n = cur.shape[0]
+    if n < 2:
+        return math.nan, math.nan
+    mean, ss = sorted_moments(cur)
+    return moments_shift_test(n, mean, ss, ref_mean, ref_std, ref_n)
+
+
+@kernel
+def moments_shift_test(
+    n: int, mean: float, ss: float, ref_mean: float, ref_std: float, ref_n: int
+) -> tuple[float, float]:
+    """:func:`mean_shift_test` of a sample given by its count, mean and sum of squared
+    deviations: what the two-window test needs, two windows' moments pooled with
+    :func:`merge_moments`."""
     nan = math.nan
     if n < 2 or ref_n < 2 or not (math.isfinite(ref_mean) and math.isfinite(ref_std)):
         return nan, nan
-    mean, ss = sorted_moments(cur)
     var = ss / (n - 1)
     diff = mean - ref_mean
     if ref_std > 0:
@@ -94,3 +113,22 @@ def mean_shift_test(
         return shift, 1.0 if diff == 0 else 0.0
     z = diff / se
     return shift, math.erfc(abs(z) / math.sqrt(2.0))
+
+
+@kernel
+def pooled_shift_pvalue(
+    before: NDArray[np.float64],
+    cur: NDArray[np.float64],
+    ref_mean: float,
+    ref_std: float,
+    ref_n: int,
+) -> float:
+    """The two-window test: :func:`mean_shift_test`'s p-value of the sorted finite values of
+    the window before, ``before``, and of this window, ``cur``, taken as one sample. NaN
+    when either window is empty (the test of one window alone is ``mean_shift_test``)."""
+    if before.shape[0] == 0 or cur.shape[0] == 0:
+        return math.nan
+    m_a, ss_a = sorted_moments(before)
+    m_b, ss_b = sorted_moments(cur)
+    n, mean, ss = merge_moments(before.shape[0], m_a, ss_a, cur.shape[0], m_b, ss_b)
+    return moments_shift_test(n, mean, ss, ref_mean, ref_std, ref_n)[1]

@@ -18,11 +18,16 @@ Defaults, and why (see docs/statistics.md for the longer story):
   level ``shift_alpha = 1e-5`` with an effect above a floor: for numeric features Welch's
   test for a shift of the mean (:mod:`~driftline.detectors.location`) with
   ``|mean_shift| ≥ min_mean_shift = 0.02`` reference standard deviations, for categorical
-  ones the χ² test with ``linf ≥ min_linf = 0.005``. A slow drift starts far below PSI 0.1
+  ones the χ² test (with its statistic corrected for the reference's own sampling error,
+  ``chi2_shift_pvalue``) with ``linf ≥ min_linf = 0.005``. A slow drift starts far below PSI 0.1
   (a 0.05-std mean shift gives PSI ≈ 0.0025) but is already plain to a test on 10,000 rows
   (z ≈ 4.8); the level is strict so that a monitor of 25 features closing 100 windows a day
   raises a false flag about once in 40 days (25 · 100 · 1e-5), and the floors keep very
   large windows from flagging shifts too small to matter. ``shift_alpha = 0`` turns it off.
+  The test is made on two scales, the window alone and the window with the one before it
+  (evidence accumulated across windows), at ``shift_alpha / 2`` each when both exist: on a
+  drift that ramps up, the two windows together see the larger effect first (see
+  :meth:`DriftPolicy.shift` and docs/statistics.md).
 * A window shows **dataset drift** when at least ``drift_share = 0.5`` of its features drift
   (Evidently's default share).
 * Thresholds calibrated for a baseline (``driftline baseline build --calibrate``) replace
@@ -48,6 +53,9 @@ DEFAULT_DRIFT_SHARE = 0.5
 DEFAULT_SHIFT_ALPHA = 1e-5
 DEFAULT_MIN_MEAN_SHIFT = 0.02
 DEFAULT_MIN_LINF = 0.005
+POOLED_GATE = 0.05
+"""The two-window scale of the shift test flags a window only when the window's own
+p-value is below this: the window itself must lean towards the change."""
 
 
 class Statistic(enum.StrEnum):
@@ -84,8 +92,9 @@ class FeatureDecision:
     drift: bool
     method: Method
     statistic: str
-    """Name of the field decided on (a distance, ``ks_pvalue``, ``chi2_pvalue`` or
-    ``mean_pvalue``)."""
+    """Name of the field decided on (a distance, ``ks_pvalue`` or ``chi2_pvalue`` for small
+    windows, or a shift test's ``mean_pvalue``, ``chi2_shift_pvalue``,
+    ``pooled_mean_pvalue`` or ``pooled_chi2_pvalue``)."""
     value: float
     threshold: float
     """Distance threshold, or alpha for a test (applied to the BH-adjusted p-value of the
@@ -152,17 +161,38 @@ class DriftPolicy:
         return self.calibrated.get(name, self.threshold)
 
     def shift(self, stats: FeatureStatistics) -> FeatureDecision | None:
-        """The shift test's flag on a window decided by distance, or None."""
+        """The shift test's flag on a window decided by distance, or None.
+
+        Two scales: the window alone (``mean_pvalue`` / ``chi2_shift_pvalue``) and, when there was
+        a window before it, the two windows taken together (``pooled_mean_pvalue`` /
+        ``pooled_chi2_pvalue``), each then at ``shift_alpha / 2`` (Bonferroni), so that a
+        stationary feature-window is falsely flagged with probability at most
+        ``shift_alpha`` either way. The effect floor applies to the window itself, and the
+        two windows flag only when the window alone leans the same way (its own p-value
+        below :data:`POOLED_GATE`): without that, a window back to normal right after a
+        drifted one would be flagged for its neighbour's drift."""
         if self.shift_alpha <= 0:
             return None
         if isinstance(stats, NumericStatistics):
-            name, p = "mean_pvalue", stats.mean_pvalue
+            names = ("mean_pvalue", "pooled_mean_pvalue")
+            ps = (stats.mean_pvalue, stats.pooled_mean_pvalue)
             effect = abs(stats.mean_shift) >= self.min_mean_shift  # NaN compares False
         else:
-            name, p = "chi2_pvalue", stats.chi2_pvalue
+            names = ("chi2_shift_pvalue", "pooled_chi2_pvalue")
+            ps = (stats.chi2_shift_pvalue, stats.pooled_chi2_pvalue)
             effect = stats.linf >= self.min_linf
-        if effect and p < self.shift_alpha:
-            return FeatureDecision(True, Method.TEST, name, float(p), self.shift_alpha)
+        if not effect:
+            return None
+        own, pooled = ps
+        if math.isnan(pooled):
+            if own < self.shift_alpha:  # NaN compares False
+                return FeatureDecision(True, Method.TEST, names[0], float(own), self.shift_alpha)
+            return None
+        level = self.shift_alpha / 2
+        if own < level:
+            return FeatureDecision(True, Method.TEST, names[0], float(own), level)
+        if pooled < level and own < POOLED_GATE:
+            return FeatureDecision(True, Method.TEST, names[1], float(pooled), level)
         return None
 
     def decide(self, window: Mapping[str, FeatureStatistics | None]) -> WindowDecision:

@@ -14,12 +14,12 @@ from .chi2 import _chi2
 from .ecdf import ks_w1_merge, ks_w1_sorted
 from .jensen_shannon import _js_distance
 from .linf import _linf
-from .location import mean_shift_test, sorted_moments
+from .location import mean_shift_test, pooled_shift_pvalue, sorted_moments
 from .psi import PSI_EPSILON, _psi
 from .quality import bucket_counts, out_of_range_sorted
 from .reference import CategoricalReference, NumericReference
 from .sorting import finite_sorted
-from .special import ks_2samp_asymp_pvalue
+from .special import chi2_sf, ks_2samp_asymp_pvalue
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,9 @@ class NumericStatistics:
     out_of_range: int
     type_errors: int
     bin_counts: NDArray[np.int64]
+    pooled_mean_pvalue: float = math.nan
+    """The two-window test: Welch's p-value of this window and the one before it taken as
+    one sample, against the reference; NaN without a window before."""
 
     @property
     def missing_rate(self) -> float:
@@ -67,6 +70,13 @@ class CategoricalStatistics:
     unseen: int
     type_errors: int
     bucket_counts: NDArray[np.int64]
+    chi2_shift_pvalue: float = math.nan
+    """The shift test's χ² p-value: as ``chi2_pvalue`` (a goodness-of-fit test against the
+    reference proportions), with the statistic corrected for the reference's own sampling
+    error (divided by 1 + n/N; :func:`_chi2_shift`)."""
+    pooled_chi2_pvalue: float = math.nan
+    """The two-window test: ``chi2_shift_pvalue`` of this window's and the one before's
+    bucket counts added up; NaN without a window before."""
 
     @property
     def missing_rate(self) -> float:
@@ -84,14 +94,25 @@ NumericValues = tuple[float, float, float, float, float, float, float]
 
 
 def numeric_statistics(
-    ref: NumericReference, values: NDArray[np.float64], type_errors: int = 0
+    ref: NumericReference,
+    values: NDArray[np.float64],
+    type_errors: int = 0,
+    before: NDArray[np.float64] | None = None,
 ) -> NumericStatistics:
-    """Compare a window of float64 values (NaN for missing) with ``ref``."""
+    """Compare a window of float64 values (NaN for missing) with ``ref``; given the values
+    of the window before it, ``before`` (NaN for missing), also the two-window test
+    (``pooled_mean_pvalue``)."""
+    arr = _window(values)
+    cur, n_nan, n_inf = finite_sorted(arr)
+    prev = None if before is None else finite_sorted(_window(before))[0]
+    return numeric_statistics_sorted(ref, cur, arr.shape[0], n_nan, n_inf, type_errors, prev)
+
+
+def _window(values: NDArray[np.float64]) -> NDArray[np.float64]:
     arr = np.asarray(values, dtype=np.float64)
     if arr.ndim != 1:
         raise ValueError(f"a window must be 1-D, got shape {arr.shape}")
-    cur, n_nan, n_inf = finite_sorted(np.ascontiguousarray(arr))
-    return numeric_statistics_sorted(ref, cur, arr.shape[0], n_nan, n_inf, type_errors)
+    return np.ascontiguousarray(arr)
 
 
 def numeric_statistics_sorted(
@@ -101,10 +122,11 @@ def numeric_statistics_sorted(
     missing: int,
     nonfinite: int,
     type_errors: int = 0,
+    before: NDArray[np.float64] | None = None,
 ) -> NumericStatistics:
     """:func:`numeric_statistics` of a window already reduced to its sorted finite values
     (what :func:`~driftline.detectors.sorting.finite_sorted` returns), so that one sort
-    serves several references."""
+    serves several references; ``before``, if given, the window before's, likewise."""
     values, oor, counts = _numeric_compare(
         ref.sample,
         ref.integral,
@@ -117,7 +139,12 @@ def numeric_statistics_sorted(
         ref.finite,
         cur,
     )
-    return numeric_result(values, oor, counts, count, cur.shape[0], missing, nonfinite, type_errors)
+    pooled = math.nan
+    if before is not None:
+        pooled = pooled_shift_pvalue(before, cur, ref.mean, ref.std, ref.finite)
+    return numeric_result(
+        values, oor, counts, count, cur.shape[0], missing, nonfinite, type_errors, pooled
+    )
 
 
 def numeric_result(
@@ -129,8 +156,10 @@ def numeric_result(
     missing: int,
     nonfinite: int,
     type_errors: int,
+    pooled: float = math.nan,
 ) -> NumericStatistics:
-    """The statistics object from a kernel's :data:`NumericValues`."""
+    """The statistics object from a kernel's :data:`NumericValues` (and the two-window
+    test's p-value, ``pooled``)."""
     psi, d, p, js, w1, shift, mp = values
     return NumericStatistics(
         count=count,
@@ -147,6 +176,7 @@ def numeric_result(
         out_of_range=out_of_range,
         type_errors=type_errors,
         bin_counts=bin_counts,
+        pooled_mean_pvalue=float(pooled),
     )
 
 
@@ -227,14 +257,48 @@ def _compare_samples(
     return (psi, d, p, js, w1 / norm, shift, mp), oor
 
 
+def _chi2_shift(
+    counts: NDArray[np.int64], ref: CategoricalReference, stat: float | None = None
+) -> float:
+    """The shift test's χ² p-value: Pearson's statistic of ``counts`` against the reference
+    proportions, divided by 1 + n/N. The proportions are themselves estimated from the
+    reference's N values, so against them the statistic of n values drawn from the same
+    distribution is about (1 + n/N)·χ²_{k−1}, not χ²_{k−1}: x − n·p̂ has covariance
+    n·(1 + n/N)·(diag(p) − p·pᵀ) when x ~ Mult(n, p) and p̂ = y/N, y ~ Mult(N, p) (the
+    two-sample χ² homogeneity test, to first order). Without the correction the test flags
+    a stationary feature far more often than its level once n/N is not small (10× at
+    n/N = 0.1 and 40 categories). A reference of unknown size (N = 0) is taken as exact.
+    ``stat``: Pearson's statistic of ``counts`` when already computed."""
+    n = int(counts.sum())
+    if stat is None:
+        stat = float(_chi2(counts, ref.proportions, PSI_EPSILON)[0])
+    big_n = ref.count - ref.missing
+    if n == 0 or math.isnan(stat):
+        return math.nan
+    factor = 1.0 + n / big_n if big_n > 0 else 1.0
+    return float(chi2_sf(stat / factor, float(counts.shape[0] - 1)))
+
+
 def categorical_statistics(
-    ref: CategoricalReference, codes: NDArray[np.int64], type_errors: int = 0
+    ref: CategoricalReference,
+    codes: NDArray[np.int64],
+    type_errors: int = 0,
+    before_counts: NDArray[np.int64] | None = None,
 ) -> CategoricalStatistics:
-    """Compare a window of category codes (see :meth:`CategoricalReference.encode`) with ``ref``."""
+    """Compare a window of category codes (see :meth:`CategoricalReference.encode`) with
+    ``ref``; given the bucket counts of the window before it, ``before_counts`` (its
+    ``bucket_counts``), also the two-window test (``pooled_chi2_pvalue``)."""
     c = np.ascontiguousarray(codes, dtype=np.int64)
     k = ref.proportions.shape[0]
     counts, missing, unseen = bucket_counts(c, k)
     n = int(counts.sum())
+    pooled = math.nan
+    if before_counts is not None and n > 0:
+        prev = np.asarray(before_counts, dtype=np.int64)
+        if prev.shape != counts.shape:
+            raise ValueError(f"before_counts has shape {prev.shape}, the reference {k} buckets")
+        if prev.sum() > 0:
+            pooled = _chi2_shift(counts + prev, ref)
     if n == 0:
         nan = math.nan
         return CategoricalStatistics(
@@ -250,8 +314,10 @@ def categorical_statistics(
         chi2_statistic=float(stat),
         chi2_pvalue=float(p),
         js_distance=float(_js_distance(ref.proportions, cur_props)),
+        chi2_shift_pvalue=_chi2_shift(counts, ref, float(stat)),
         missing=missing,
         unseen=unseen,
         type_errors=type_errors,
         bucket_counts=counts,
+        pooled_chi2_pvalue=pooled,
     )

@@ -144,6 +144,12 @@ class Stream:
     version of a model was active longest ago (``models[].max_versions``)."""
 
 
+def sliding(w: WindowConfig) -> bool:
+    """Whether consecutive windows overlap (a step shorter than the window)."""
+    length = w.duration if w.duration is not None else w.size
+    return w.step is not None and length is not None and w.step < length
+
+
 def make_windower(w: WindowConfig, time_column: str = "ts") -> Windower:
     if w.duration is not None:
         return TimeWindower(w.duration, time_column, w.step, w.lateness)
@@ -475,6 +481,7 @@ class Engine:
             threads=self._workers,
             pool=self._pool,
             proxy=self._proxy_config(model),
+            two_window=not sliding(self.config.window),
         )
 
     def _tracker(self, stream: Stream) -> ProxyTracker:

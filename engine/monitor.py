@@ -64,9 +64,13 @@ class Prepared:
     type_errors: int
 
 
-def compare(ref: CategoricalReference, p: Prepared) -> CategoricalStatistics:
-    """A categorical window against a reference (numeric columns: ``driftline.numeric``)."""
-    return categorical_statistics(ref, np.asarray(p.values, dtype=np.int64), p.type_errors)
+def compare(
+    ref: CategoricalReference, p: Prepared, before_counts: NDArray[np.int64] | None = None
+) -> CategoricalStatistics:
+    """A categorical window against a reference (numeric columns: ``driftline.numeric``);
+    with the window before's bucket counts, also the two-window test."""
+    codes = np.asarray(p.values, dtype=np.int64)
+    return categorical_statistics(ref, codes, p.type_errors, before_counts)
 
 
 def histogram(ref: NumericReference | CategoricalReference, p: Prepared) -> dict[str, Any]:
@@ -209,6 +213,9 @@ class Monitor:
     """A pool shared with other monitors (the engine runs many); not shut down by close()."""
     proxy: ProxyConfig | None = None
     """Proxy metrics to compute per window (the skew record's ``proxy``); None: none."""
+    two_window: bool = True
+    """The shift test's two-window scale (:meth:`DriftPolicy.shift`). Off for sliding
+    windows: a window and the one before share rows, which would count twice."""
 
     def __post_init__(self) -> None:
         if self.threads < 0:
@@ -227,6 +234,7 @@ class Monitor:
             self._pool = ThreadPoolExecutor(workers, "driftline-column")
         self._workers = workers if self._pool is not None else 1
         self._numeric = shared_numeric_columns(self.baseline)
+        self._previous: dict[str, Prepared | None] | None = None  # record()'s window before
 
     def close(self) -> None:
         if self._pool is not None and self._own_pool:
@@ -245,15 +253,26 @@ class Monitor:
         return Prepared(False, codes, codes.shape[0], missing, 0, sum(e for _, e in encoded))
 
     def record(self, window: Window) -> dict[str, Any]:
-        """The skew record of ``window`` (against the training baseline)."""
-        [(skew, _)], _ = self.compare_windows([window], None)
+        """The skew record of ``window`` (against the training baseline), the next window of
+        one stream: its two-window test takes in the window of the call before (since
+        :meth:`reset`)."""
+        [(skew, _)], self._previous = self.compare_windows([window], self._previous, drift=False)
         return skew
 
+    def reset(self) -> None:
+        """Forget the window :meth:`record` was given last: the next starts a new stream."""
+        self._previous = None
+
     def compare_windows(
-        self, windows: list[Window], previous: Mapping[str, Prepared | None] | None
+        self,
+        windows: list[Window],
+        previous: Mapping[str, Prepared | None] | None,
+        drift: bool = True,
     ) -> tuple[list[tuple[dict[str, Any], dict[str, Any] | None]], dict[str, Prepared | None]]:
         """Skew and drift records of consecutive windows (each one's drift against the one
         before; the first against ``previous``), and the last window's prepared columns.
+        ``drift=False`` leaves the drift records out (None) and does not compute them; the
+        skew records' two-window test still uses the window before.
 
         Computed column by column over all the windows, so that a column's reference
         (100,000 values and their CDF integral) serves the lot while it is in cache: the
@@ -282,6 +301,8 @@ class Monitor:
             errors,
             self._pool,
             self._workers,
+            drift,
+            self.two_window,
         )
         for name, col_rows in zip(numeric.names, compared, strict=True):
             by_name[name] = [
@@ -308,13 +329,21 @@ class Monitor:
                 continue
             out: list[Row] = []
             prior = previous.get(col.name) if previous is not None else None
-            prev_ref = window_reference(ref, prior) if prior is not None else None
+            prev_ref = window_reference(ref, prior) if drift and prior is not None else None
+            prev_counts = None  # the window before's bucket counts, for the two-window test
+            if prior is not None and self.two_window:
+                codes = prior.values.astype(np.int64, copy=False)
+                prev_counts = bucket_counts(codes, len(ref.categories) + 1)[0]
             for w, have in zip(windows, present, strict=True):
                 p = self.prepare(col, w.chunks(col.name)) if col.name in have else None
-                vs_ref = compare(ref, p) if p is not None else None
-                vs_prev = compare(prev_ref, p) if p is not None and prev_ref is not None else None
+                vs_ref = compare(ref, p, prev_counts) if p is not None else None
+                vs_prev = None
+                if drift and p is not None and prev_ref is not None:
+                    vs_prev = compare(prev_ref, p)
                 out.append((p, vs_ref, vs_prev))
-                prev_ref = window_reference(ref, p) if p is not None else None
+                prev_ref = window_reference(ref, p) if drift and p is not None else None
+                if self.two_window:
+                    prev_counts = vs_ref.bucket_counts if vs_ref is not None else None
             by_name[col.name] = out
 
         done = [by_name[c.name] for c in cols]
@@ -328,9 +357,9 @@ class Monitor:
             if self.proxy is not None:
                 skew_record["proxy"] = self._proxy(self.proxy, w, prepared, present[i])
             drift_record = None
-            if i > 0 or previous is not None:
-                drift = {c.name: rows[i][2] for c, rows in zip(cols, done, strict=True)}
-                drift_record = self._record(w, drift, self.drift_policy, "drift")
+            if drift and (i > 0 or previous is not None):
+                against = {c.name: rows[i][2] for c, rows in zip(cols, done, strict=True)}
+                drift_record = self._record(w, against, self.drift_policy, "drift")
             records.append((skew_record, drift_record))
         last = {c.name: rows[-1][0] for c, rows in zip(cols, done, strict=True)}
         return records, last
@@ -478,6 +507,7 @@ class Monitor:
                 "wasserstein": _num(s.wasserstein),
                 "mean_shift": _num(s.mean_shift),
                 "mean_pvalue": _num(s.mean_pvalue),
+                "pooled_mean_pvalue": _num(s.pooled_mean_pvalue),
                 "missing_rate": _rate(s.missing, s.count),
                 "nonfinite_rate": _rate(s.nonfinite, s.count),
                 "out_of_range_rate": _rate(s.out_of_range, s.n),
@@ -489,6 +519,8 @@ class Monitor:
                 "psi": _num(s.psi),
                 "linf": _num(s.linf),
                 "chi2_pvalue": _num(s.chi2_pvalue),
+                "chi2_shift_pvalue": _num(s.chi2_shift_pvalue),
+                "pooled_chi2_pvalue": _num(s.pooled_chi2_pvalue),
                 "js_distance": _num(s.js_distance),
                 "unseen_rate": _rate(s.unseen, s.n),
                 "missing_rate": _rate(s.missing, s.count),

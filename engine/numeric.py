@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 from driftline.detectors import NumericReference, NumericStatistics
 from driftline.detectors._jit import kernel
 from driftline.detectors.ecdf import cdf_integral
+from driftline.detectors.location import merge_moments, moments_shift_test, sorted_moments
 from driftline.detectors.sorting import finite_sorted
 from driftline.detectors.statistics import (
     N_NUMERIC,
@@ -77,13 +78,18 @@ def _compare_columns(
     c_off: I64,
     stats: F64,
     ints: I64,
+    pooled: F64,
+    drift: bool,
+    two_window: bool,
 ) -> None:
     """For each column ``c`` in ``cols`` and window ``w`` (item ``c·n_win + w``): sort the
     item's values into ``out_sorted`` (same offsets), count NaN, ±inf and finite values into
     ``ints[item, 0:3]``, the bin counts into ``counts_out`` at ``c_off[item]``, and the
     statistics against the reference (``stats[item, 0]``, out-of-range ``ints[item, 3]``) and
     against the window before (``stats[item, 1]``, ``ints[item, 4]``; left as they are
-    without one)."""
+    without one, or when not ``drift``), and the two-window test's p-value of the item with
+    the window before (``pooled[item]``, left as it is without one or when not
+    ``two_window``)."""
     for c in cols:
         s0, s1 = s_off[c], s_off[c + 1]
         sample = samples[s0:s1]
@@ -93,10 +99,16 @@ def _compare_columns(
         col_props = props[e0 + c : e1 + c + 1]  # one more bin than edges
         before = prev[prev_off[c] : prev_off[c + 1]]
         have = has_prev[c]
+        # the window before's moments (count, mean, squared deviations), for the two-window test
+        b_n, b_mean, b_ss = 0, 0.0, 0.0
+        if have and before.shape[0] > 0:
+            b_n = before.shape[0]
+            b_mean, b_ss = sorted_moments(before)
         for w in range(n_win):
             item = c * n_win + w
             if not present[item]:
                 have = False
+                b_n = 0
                 continue
             v0 = v_off[item]
             cur, n_nan, n_inf = finite_sorted(values[v0 : v_off[item + 1]])
@@ -120,11 +132,19 @@ def _compare_columns(
             ints[item, 1] = n_inf
             ints[item, 2] = n
             ints[item, 3] = oor
+            c_mean, c_ss = sorted_moments(cur) if two_window and n > 0 else (0.0, 0.0)
             if have:  # without a window before, the row stays NaN (and 0 out of range)
-                got, oor = _compare_samples(before, col_edges, cur, counts)
-                _store(stats[item, 1], got)
-                ints[item, 4] = oor
+                if drift:
+                    got, oor = _compare_samples(before, col_edges, cur, counts)
+                    _store(stats[item, 1], got)
+                    ints[item, 4] = oor
+                if two_window and b_n > 0 and n > 0:
+                    m_n, m_mean, m_ss = merge_moments(b_n, b_mean, b_ss, n, c_mean, c_ss)
+                    pooled[item] = moments_shift_test(
+                        m_n, m_mean, m_ss, mean[c], std[c], finite[c]
+                    )[1]
             before = out_sorted[v0 : v0 + n]
+            b_n, b_mean, b_ss = n, c_mean, c_ss
             have = True
 
 
@@ -185,11 +205,15 @@ class NumericColumns:
         errors: list[list[int]],
         pool: ThreadPoolExecutor | None,
         groups: int,
+        drift: bool = True,
+        two_window: bool = True,
     ) -> list[list[Compared | None]]:
         """``values[c][w]``: column ``c``'s float64 values (NaN where missing) in window
         ``w``, None when the window lacks the column; ``previous[c]``: the sorted finite
         values of the window before, if any; ``errors[c][w]``: its wrong-type count. Returns
-        ``[c][w]``. The columns are split into ``groups`` calls run on ``pool``."""
+        ``[c][w]``. The columns are split into ``groups`` calls run on ``pool``. With
+        ``drift=False`` the statistics against the window before are not computed (None);
+        the two-window test is, unless ``two_window`` is False."""
         n_cols = len(self.names)
         n_win = len(values[0]) if values else 0
         items = [v for col in values for v in col]
@@ -207,6 +231,7 @@ class NumericColumns:
         counts_out = np.zeros(int(c_off[-1]), dtype=np.int64)
         stats = np.full((len(items), 2, N_NUMERIC), math.nan)
         ints = np.zeros((len(items), 5), dtype=np.int64)
+        pooled = np.full(len(items), math.nan)
 
         def run(cols: I64) -> None:
             _compare_columns(
@@ -234,6 +259,9 @@ class NumericColumns:
                 c_off,
                 stats,
                 ints,
+                pooled,
+                drift,
+                two_window,
             )
 
         everything = np.arange(n_cols, dtype=np.int64)
@@ -254,10 +282,12 @@ class NumericColumns:
                 v0 = int(v_off[item])
                 counts = counts_out[c_off[item] : c_off[item + 1]]
                 common = (lengths[item], n, n_nan, n_inf, errors[c][w])
-                skew = numeric_result(tuple(stats[item, 0]), oor, counts, *common)
-                drift = None
-                if present[item - 1] if w > 0 else has_prev[c]:  # a window before
-                    drift = numeric_result(tuple(stats[item, 1]), drift_oor, counts, *common)
-                row.append(Compared(out_sorted[v0 : v0 + n], skew, drift))
+                skew = numeric_result(
+                    tuple(stats[item, 0]), oor, counts, *common, pooled=float(pooled[item])
+                )
+                drift_stats = None
+                if drift and (present[item - 1] if w > 0 else has_prev[c]):  # a window before
+                    drift_stats = numeric_result(tuple(stats[item, 1]), drift_oor, counts, *common)
+                row.append(Compared(out_sorted[v0 : v0 + n], skew, drift_stats))
             out.append(row)
         return out

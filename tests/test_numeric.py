@@ -41,15 +41,17 @@ column = hnp.arrays(
 @given(st.lists(st.lists(column | st.none(), min_size=3, max_size=3), min_size=1, max_size=3))
 def test_batch_equals_one_column_at_a_time(data: list[list[np.ndarray | None]]) -> None:
     """Columns × 3 windows (None: the window lacks the column), compared in one call, in
-    two interleaved groups on a pool, give what the one-column functions give."""
+    two interleaved groups on a pool, with and without the statistics against the window
+    before, give what the one-column functions give (the two-window test included)."""
     rng = np.random.default_rng(0)
     refs = [numeric_reference(rng.normal(size=200).round(1)) for _ in data]
     cols = NumericColumns([f"c{i}" for i in range(len(data))], refs)
     errors = [[0] * 3 for _ in data]
     with ThreadPoolExecutor(2) as pool:
-        for got in (
-            cols.compare(data, [None] * len(data), errors, None, 1),
-            cols.compare(data, [None] * len(data), errors, pool, 2),
+        for got, with_drift in (
+            (cols.compare(data, [None] * len(data), errors, None, 1), True),
+            (cols.compare(data, [None] * len(data), errors, pool, 2), True),
+            (cols.compare(data, [None] * len(data), errors, pool, 2, drift=False), False),
         ):
             for ref, windows, out in zip(refs, data, got, strict=True):
                 prev = None
@@ -70,7 +72,9 @@ def test_batch_equals_one_column_at_a_time(data: list[list[np.ndarray | None]]) 
                         assert same(getattr(c.skew, f), getattr(skew, f)), f
                     assert c.skew.out_of_range == skew.out_of_range
                     assert c.skew.bin_counts.tolist() == skew.bin_counts.tolist()
-                    if prev is None:
+                    pooled = numeric_statistics(ref, values, before=prev).pooled_mean_pvalue
+                    assert same(c.skew.pooled_mean_pvalue, pooled)
+                    if prev is None or not with_drift:
                         assert c.drift is None
                     else:
                         assert c.drift is not None

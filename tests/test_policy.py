@@ -197,7 +197,7 @@ def test_shift_test_on_categories_uses_chi2_with_the_linf_floor() -> None:
     det = CategoricalDriftDetector(ref)
     det.update(window)
     d = det.decision
-    assert d is not None and d.drift and d.statistic == "chi2_pvalue"
+    assert d is not None and d.drift and d.statistic == "chi2_shift_pvalue"
     assert det._stats is not None and det._stats.psi < 0.1 and det._stats.linf >= 0.005
     strict = CategoricalDriftDetector(ref, policy=DriftPolicy(min_linf=0.1))
     assert not strict.update(window).drift_detected
