@@ -317,6 +317,9 @@ def _peers_section(path: Path) -> list[str]:
                 else "; the 2-window goal is not met."
             ),
         ]
+    seeds = RESULTS / "ramp_seeds.json"
+    if seeds.is_file():
+        lines += ["", *_ramp_seeds(json.loads(seeds.read_text()))]
     exp = r.get("experiment")
     if exp:
         lines += [
@@ -354,6 +357,31 @@ def _peers_section(path: Path) -> list[str]:
             ),
         ]
     return [*lines, ""]
+
+
+def _ramp_seeds(r: dict[str, Any]) -> list[str]:
+    """benchmarks/ramp_seeds.py: how often the detection bar is met on other seeds."""
+    s = r["summary"]
+    seeds = list(r["seeds"])
+    lines = [
+        f"Whether a rule meets the bar on one seeded workload is partly luck. "
+        f"`{_relative(r['command'])}` ({r['date']}) generated the same workload with seeds "
+        f"{seeds[0]}–{seeds[-1]} and replayed each with the defaults:",
+        "",
+        "| rule | bar met | false alarms (all seeds) | worst delay per seed |",
+        "|---|---:|---:|---|",
+    ]
+    names = {
+        "defaults": "driftline's defaults (shift test on one and two windows)",
+        "one scale": "the rule before the two-window scale (one window, plain χ²)",
+    }
+    for rule, d in s.items():
+        delays = " ".join("-" if x is None else str(x) for x in d["worst_delays"])
+        lines.append(
+            f"| {names.get(rule, rule)} | {d['met']} of {d['seeds']} | {d['false_flags']} "
+            f"| {delays} |"
+        )
+    return lines
 
 
 def _detection_section(path: Path) -> list[str]:

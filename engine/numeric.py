@@ -101,7 +101,7 @@ def _compare_columns(
         have = has_prev[c]
         # the window before's moments (count, mean, squared deviations), for the two-window test
         b_n, b_mean, b_ss = 0, 0.0, 0.0
-        if have and before.shape[0] > 0:
+        if two_window and have and before.shape[0] > 0:
             b_n = before.shape[0]
             b_mean, b_ss = sorted_moments(before)
         for w in range(n_win):
