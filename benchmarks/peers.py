@@ -355,7 +355,7 @@ def bars(res: dict[str, Any]) -> dict[str, Any]:
             "met_commands": max(rss["driftline replay"], rss["driftline baseline build"])
             <= peers[lowest_rss]["peak_rss_mb"],
         }
-    d = res["detection"].get("driftline replay")
+    d = next((v for k, v in res["detection"].items() if k.startswith("driftline replay")), None)
     if d:
         out["detection"] = {
             "false_alarms": d["false_alarms"],
