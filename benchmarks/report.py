@@ -420,7 +420,16 @@ def _detection_section(path: Path) -> list[str]:
                 f"{a['mmd_ref']} reference rows, thresholds from {a['mmd_bootstraps']:,} "
                 "bootstrap streams per stream)"
             )
-        lines.append(f"- Alibi Detect {a['versions']['alibi-detect']}: " + " and ".join(described))
+        reused = a.get("reused")
+        lines.append(
+            f"- Alibi Detect {a['versions']['alibi-detect']}: "
+            + " and ".join(described)
+            + (
+                f"; alarms {reused} (`--reuse-alibi`: the same streams, by digest)"
+                if reused
+                else ""
+            )
+        )
         if r.get("alibi_partial"):
             lines.append(f"- {r['alibi_partial']}")
     lines += [
