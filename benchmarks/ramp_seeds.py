@@ -46,19 +46,25 @@ from replay import (  # noqa: E402
     workload_command,
 )
 
+from driftline.detectors.policy import (  # noqa: E402  (the defaults the rule is judged at)
+    DEFAULT_MIN_LINF,
+    DEFAULT_MIN_MEAN_SHIFT,
+    DEFAULT_SHIFT_ALPHA,
+    DEFAULT_THRESHOLD,
+)
+
 DRIFTED = ["num_00", "num_01", "num_02", "num_03", "num_04", "cat_0", "cat_1"]
-SHIFT_ALPHA, MIN_MEAN_SHIFT, MIN_LINF, PSI = 1e-5, 0.02, 0.005, 0.1  # the policy's defaults
 
 
 def one_scale(f: dict[str, Any]) -> bool:
     """The decision of a windows-of-10,000 feature entry without the two-window scale."""
-    if (f.get("psi") or 0.0) >= PSI:
+    if (f.get("psi") or 0.0) >= DEFAULT_THRESHOLD:
         return True
     if f["type"] == "numeric":
-        p, effect = f.get("mean_pvalue"), abs(f.get("mean_shift") or 0.0) >= MIN_MEAN_SHIFT
+        p, effect = f.get("mean_pvalue"), abs(f.get("mean_shift") or 0.0) >= DEFAULT_MIN_MEAN_SHIFT
     else:
-        p, effect = f.get("chi2_pvalue"), (f.get("linf") or 0.0) >= MIN_LINF
-    return bool(effect and p is not None and p < SHIFT_ALPHA)
+        p, effect = f.get("chi2_pvalue"), (f.get("linf") or 0.0) >= DEFAULT_MIN_LINF
+    return bool(effect and p is not None and p < DEFAULT_SHIFT_ALPHA)
 
 
 def judge(records: list[dict[str, Any]], onset: int, window: int) -> dict[str, Any]:
