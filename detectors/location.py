@@ -35,6 +35,7 @@ __all__ = [
     "moments_shift_test",
     "pooled_shift_pvalue",
     "sorted_moments",
+    "window_moments",
 ]
 
 
@@ -63,6 +64,15 @@ def sorted_moments(x: NDArray[np.float64]) -> tuple[float, float]:
     for v in x:
         ss += (v - mean) * (v - mean)
     return mean, ss
+
+
+@kernel
+def window_moments(x: NDArray[np.float64]) -> tuple[float, float]:
+    """:func:`sorted_moments`, or ``(0.0, 0.0)`` for an empty window (which every test
+    reads as NaN, by its count)."""
+    if x.shape[0] == 0:
+        return 0.0, 0.0
+    return sorted_moments(x)
 
 
 @kernel

@@ -14,7 +14,7 @@ from .chi2 import _chi2
 from .ecdf import ks_w1_merge, ks_w1_sorted
 from .jensen_shannon import _js_distance
 from .linf import _linf
-from .location import mean_shift_test, pooled_shift_pvalue, sorted_moments
+from .location import moments_shift_test, pooled_shift_pvalue, window_moments
 from .psi import PSI_EPSILON, _psi
 from .quality import bucket_counts, out_of_range_sorted
 from .reference import CategoricalReference, NumericReference
@@ -196,6 +196,30 @@ def _numeric_compare(
     """Every statistic of one sorted finite window against one reference, in one compiled
     call: the engine runs many columns on several threads, and each return to Python must
     take the interpreter lock back, so fewer, larger calls scale better."""
+    c_mean, c_ss = window_moments(cur)
+    return _numeric_compare_with(
+        sample, integral, edges, props, lo, hi, mean, std, finite, cur, c_mean, c_ss
+    )
+
+
+@kernel
+def _numeric_compare_with(
+    sample: NDArray[np.float64],
+    integral: NDArray[np.float64],
+    edges: NDArray[np.float64],
+    props: NDArray[np.float64],
+    lo: float,
+    hi: float,
+    mean: float,
+    std: float,
+    finite: int,
+    cur: NDArray[np.float64],
+    c_mean: float,
+    c_ss: float,
+) -> tuple[NumericValues, int, NDArray[np.int64]]:
+    """:func:`_numeric_compare` given the window's :func:`window_moments` ``(c_mean,
+    c_ss)``, which the engine's batched kernel takes once per window for the shift tests
+    against the reference, against the window before and on the two windows pooled."""
     n = cur.shape[0]
     counts = _bin_counts_sorted(cur, edges)
     if n == 0 or sample.shape[0] == 0:
@@ -206,7 +230,7 @@ def _numeric_compare(
     p = ks_2samp_asymp_pvalue(d, sample.shape[0], n)
     oor = out_of_range_sorted(cur, lo, hi)
     norm = std if std > 0 and math.isfinite(std) else 1.0
-    shift, mp = mean_shift_test(cur, mean, std, finite)
+    shift, mp = moments_shift_test(n, c_mean, c_ss, mean, std, finite)
     psi, js = _psi(props, cur_props, PSI_EPSILON), _js_distance(props, cur_props)
     return (psi, d, p, js, w1 / norm, shift, mp), oor, counts
 
@@ -239,6 +263,23 @@ def _compare_samples(
 ) -> tuple[NumericValues, int]:
     """The :data:`NumericValues` and out-of-range count of the sorted finite window
     ``cur`` (binned: ``cur_counts``) against the sorted finite ``prev``."""
+    p_mean, p_ss = window_moments(prev)
+    c_mean, c_ss = window_moments(cur)
+    return _compare_samples_with(prev, p_mean, p_ss, edges, cur, cur_counts, c_mean, c_ss)
+
+
+@kernel
+def _compare_samples_with(
+    prev: NDArray[np.float64],
+    p_mean: float,
+    p_ss: float,
+    edges: NDArray[np.float64],
+    cur: NDArray[np.float64],
+    cur_counts: NDArray[np.int64],
+    c_mean: float,
+    c_ss: float,
+) -> tuple[NumericValues, int]:
+    """:func:`_compare_samples` given both windows' :func:`window_moments`."""
     n = cur.shape[0]
     big_m = prev.shape[0]
     if n == 0 or big_m == 0:
@@ -246,11 +287,10 @@ def _compare_samples(
         return (nan, nan, nan, nan, nan, nan, nan), 0
     props = _bin_counts_sorted(prev, edges) / big_m
     cur_props = cur_counts / n
-    mean, ss = sorted_moments(prev)
-    std = math.sqrt(ss / big_m)
+    std = math.sqrt(p_ss / big_m)
     d, w1 = ks_w1_merge(prev, cur)
     norm = std if std > 0 and math.isfinite(std) else 1.0
-    shift, mp = mean_shift_test(cur, mean, std, big_m)
+    shift, mp = moments_shift_test(n, c_mean, c_ss, p_mean, std, big_m)
     p = ks_2samp_asymp_pvalue(d, big_m, n)
     psi, js = _psi(props, cur_props, PSI_EPSILON), _js_distance(props, cur_props)
     oor = out_of_range_sorted(cur, prev[0], prev[big_m - 1])

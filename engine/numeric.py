@@ -26,13 +26,13 @@ from numpy.typing import NDArray
 from driftline.detectors import NumericReference, NumericStatistics
 from driftline.detectors._jit import kernel
 from driftline.detectors.ecdf import cdf_integral
-from driftline.detectors.location import merge_moments, moments_shift_test, sorted_moments
+from driftline.detectors.location import merge_moments, moments_shift_test, window_moments
 from driftline.detectors.sorting import finite_sorted
 from driftline.detectors.statistics import (
     N_NUMERIC,
     NumericValues,
-    _compare_samples,
-    _numeric_compare,
+    _compare_samples_with,
+    _numeric_compare_with,
     numeric_result,
 )
 
@@ -99,11 +99,12 @@ def _compare_columns(
         col_props = props[e0 + c : e1 + c + 1]  # one more bin than edges
         before = prev[prev_off[c] : prev_off[c + 1]]
         have = has_prev[c]
-        # the window before's moments (count, mean, squared deviations), for the two-window test
+        # the window before's moments (count, mean, squared deviations), taken once: for the
+        # shift test against it (drift) and for the two-window test
         b_n, b_mean, b_ss = 0, 0.0, 0.0
-        if two_window and have and before.shape[0] > 0:
+        if have and (drift or two_window):
             b_n = before.shape[0]
-            b_mean, b_ss = sorted_moments(before)
+            b_mean, b_ss = window_moments(before)
         for w in range(n_win):
             item = c * n_win + w
             if not present[item]:
@@ -114,7 +115,8 @@ def _compare_columns(
             cur, n_nan, n_inf = finite_sorted(values[v0 : v_off[item + 1]])
             n = cur.shape[0]
             out_sorted[v0 : v0 + n] = cur
-            got, oor, counts = _numeric_compare(
+            c_mean, c_ss = window_moments(cur)
+            got, oor, counts = _numeric_compare_with(
                 sample,
                 integral,
                 col_edges,
@@ -125,6 +127,8 @@ def _compare_columns(
                 std[c],
                 finite[c],
                 cur,
+                c_mean,
+                c_ss,
             )
             counts_out[c_off[item] : c_off[item] + counts.shape[0]] = counts
             _store(stats[item, 0], got)
@@ -132,10 +136,11 @@ def _compare_columns(
             ints[item, 1] = n_inf
             ints[item, 2] = n
             ints[item, 3] = oor
-            c_mean, c_ss = sorted_moments(cur) if two_window and n > 0 else (0.0, 0.0)
             if have:  # without a window before, the row stays NaN (and 0 out of range)
                 if drift:
-                    got, oor = _compare_samples(before, col_edges, cur, counts)
+                    got, oor = _compare_samples_with(
+                        before, b_mean, b_ss, col_edges, cur, counts, c_mean, c_ss
+                    )
                     _store(stats[item, 1], got)
                     ints[item, 4] = oor
                 if two_window and b_n > 0 and n > 0:
