@@ -30,7 +30,7 @@ from driftline.detectors import (
 from driftline.detectors.ecdf import cdf_integral, ks_w1_merge, ks_w1_sorted
 from driftline.detectors.location import mean_shift_test
 from driftline.detectors.quality import bucket_counts
-from driftline.detectors.sorting import finite_sorted
+from driftline.detectors.sorting import _insertion_pass, finite_sorted
 
 KS_TOL = 1e-9
 P_TOL = 1e-6
@@ -290,6 +290,46 @@ def test_radix_sort_extremes() -> None:
     out, n_nan, n_inf = finite_sorted(v)
     assert out.tolist() == [-1e308, -tiny, 0.0, tiny, 1.0, 2.0, 1e308]
     assert (n_nan, n_inf) == (2, 2)
+
+
+def _sorts_like_numpy(values: np.ndarray) -> None:
+    out, n_nan, n_inf = finite_sorted(values)
+    assert np.array_equal(out, np.sort(values[np.isfinite(values)]))
+    assert (n_nan, n_inf) == (int(np.isnan(values).sum()), int(np.isinf(values).sum()))
+
+
+@given(
+    st.floats(-1e12, 1e12),
+    st.integers(0, 60),
+    hnp.arrays(np.float64, st.integers(0, 400), elements=st.floats(0, 1)),
+    st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=3),
+)
+def test_radix_sort_of_clusters_equals_numpy(
+    centre: float, scale: int, offsets: np.ndarray, outliers: list[float]
+) -> None:
+    """Values packed into a narrow range (centre + offsets·2⁻ˢᶜᵃˡᵉ·|centre|) and a few
+    outliers: keys that agree on the 33 bits the first passes sort by, so the insertion pass
+    and, when it gives up, the full sort are what order them."""
+    width = max(abs(centre), 1e-300) * 2.0**-scale
+    _sorts_like_numpy(np.concatenate([centre + offsets * width, outliers]))
+
+
+def test_radix_sort_paths() -> None:
+    """One case per path of ``finite_sorted``: the three first passes alone (a range under
+    2³³ keys wide; integers, whose low bits are all zero), the insertion pass (continuous
+    data) and the full sort after it gives up (a dense cluster beside an outlier: ~n²/4
+    inversions among the cluster, far over the budget of 2 per value)."""
+    rng = np.random.default_rng(7)
+    one = np.float64(1.0)
+    narrow = one + rng.integers(0, 1 << 20, 3000) * np.finfo(float).eps
+    ints = rng.integers(-50, 50, 5000).astype(np.float64)
+    normal = rng.normal(size=10_000)
+    cluster = np.concatenate([1.0 + rng.random(5000) * 1e-7, [1e10]])
+    for values in (narrow, ints, normal, cluster, cluster[::-1], np.sort(normal)[::-1]):
+        _sorts_like_numpy(values)
+    assert _insertion_pass(np.array([3, 2, 1], dtype=np.uint64), 2) is False
+    keys = np.array([1, 3, 2, 4], dtype=np.uint64)
+    assert _insertion_pass(keys, 1) is True and keys.tolist() == [1, 2, 3, 4]
 
 
 cats = st.lists(st.sampled_from(["a", "b", "c", "d", "e", "f"]) | st.none(), max_size=200)
