@@ -79,13 +79,15 @@ def _kafka_section(path: Path) -> list[str]:
         "polls every message and touches its value; the engine decodes, windows, computes "
         "skew and drift, publishes the records and checkpoints.",
         "",
-        "| format | bare kafka-python events/s | engine events/s | engine / bare |",
-        "|---|---:|---:|---:|",
+        "| format | bare kafka-python events/s | engine events/s | engine / bare | runs |",
+        "|---|---:|---:|---:|---|",
     ]
     for fmt, f in r["formats"].items():
+        n = f.get("repeat", 1)
+        runs = "1" if n == 1 else f"median of {n}; ratio {f['ratio_min']:.2f}–{f['ratio_max']:.2f}"
         lines.append(
             f"| {fmt} | {f['bare_events_per_s']:,.0f} | {f['engine_events_per_s']:,.0f} "
-            f"| {f['ratio']:.2f} |"
+            f"| {f['ratio']:.2f} | {runs} |"
         )
     alone = r.get("engine_alone")
     if alone:
