@@ -339,10 +339,17 @@ def _peers_section(path: Path) -> list[str]:
             worst = "-" if d["max_delay_windows"] is None else d["max_delay_windows"]
             lines.append(f"| {label} | {worst} | {per} | {d['false_alarms']} |")
     k = r.get("kafka")
+    standalone = RESULTS / "kafka_throughput.json"
+    source = "this run's copy of `results/kafka_throughput.json`"
+    if standalone.is_file():  # a Kafka run made after this peer run is the one to show
+        latest = json.loads(standalone.read_text())
+        if k is None or latest["date"] > k["date"]:
+            k, source = latest, "`results/kafka_throughput.json`, run after this peer run"
     if k:
+        runs = {f.get("repeat", 1) for f in k["formats"].values()}
         lines += [
             "",
-            "### End to end (Kafka), from `results/kafka_throughput.json`",
+            f"### End to end (Kafka), from {source}",
             "",
             f"{k['date']}: {k['events']:,} events × {k['features']} features through a Tansu "
             "broker into `driftline serve`'s engine, windows of "
@@ -352,6 +359,7 @@ def _peers_section(path: Path) -> list[str]:
                 f"({f['ratio']:.2f}× a bare kafka-python consumer)"
                 for fmt, f in k["formats"].items()
             )
+            + (f" (medians of {max(runs)} runs)" if max(runs) > 1 else "")
             + (
                 f"; the engine alone {k['engine_alone']['events_per_s']:,.0f} events/s."
                 if k.get("engine_alone")
