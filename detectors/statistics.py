@@ -127,6 +127,7 @@ def numeric_statistics_sorted(
     """:func:`numeric_statistics` of a window already reduced to its sorted finite values
     (what :func:`~driftline.detectors.sorting.finite_sorted` returns), so that one sort
     serves several references; ``before``, if given, the window before's, likewise."""
+    c_mean, c_ss = window_moments(cur)
     values, oor, counts = _numeric_compare(
         ref.sample,
         ref.integral,
@@ -138,6 +139,8 @@ def numeric_statistics_sorted(
         ref.std,
         ref.finite,
         cur,
+        c_mean,
+        c_ss,
     )
     pooled = math.nan
     if before is not None:
@@ -192,34 +195,15 @@ def _numeric_compare(
     std: float,
     finite: int,
     cur: NDArray[np.float64],
-) -> tuple[NumericValues, int, NDArray[np.int64]]:
-    """Every statistic of one sorted finite window against one reference, in one compiled
-    call: the engine runs many columns on several threads, and each return to Python must
-    take the interpreter lock back, so fewer, larger calls scale better."""
-    c_mean, c_ss = window_moments(cur)
-    return _numeric_compare_with(
-        sample, integral, edges, props, lo, hi, mean, std, finite, cur, c_mean, c_ss
-    )
-
-
-@kernel
-def _numeric_compare_with(
-    sample: NDArray[np.float64],
-    integral: NDArray[np.float64],
-    edges: NDArray[np.float64],
-    props: NDArray[np.float64],
-    lo: float,
-    hi: float,
-    mean: float,
-    std: float,
-    finite: int,
-    cur: NDArray[np.float64],
     c_mean: float,
     c_ss: float,
 ) -> tuple[NumericValues, int, NDArray[np.int64]]:
-    """:func:`_numeric_compare` given the window's :func:`window_moments` ``(c_mean,
-    c_ss)``, which the engine's batched kernel takes once per window for the shift tests
-    against the reference, against the window before and on the two windows pooled."""
+    """Every statistic of one sorted finite window against one reference, in one compiled
+    call: the engine runs many columns on several threads, and each return to Python must
+    take the interpreter lock back, so fewer, larger calls scale better. ``(c_mean, c_ss)``:
+    the window's :func:`~driftline.detectors.location.window_moments`, which the engine's
+    batched kernel takes once per window for the shift tests against the reference, against
+    the window before and on the two windows pooled."""
     n = cur.shape[0]
     counts = _bin_counts_sorted(cur, edges)
     if n == 0 or sample.shape[0] == 0:
@@ -250,26 +234,14 @@ def numeric_statistics_between(
     built from ``prev`` (its bins on ``edges``, its own std for the normed W1 and its own
     range for out-of-range), computed by merging the two windows."""
     counts = _bin_counts_sorted(cur, edges)
-    values, oor = _compare_samples(prev, edges, cur, counts)
+    p_mean, p_ss = window_moments(prev)
+    c_mean, c_ss = window_moments(cur)
+    values, oor = _compare_samples(prev, p_mean, p_ss, edges, cur, counts, c_mean, c_ss)
     return numeric_result(values, oor, counts, count, cur.shape[0], missing, nonfinite, type_errors)
 
 
 @kernel
 def _compare_samples(
-    prev: NDArray[np.float64],
-    edges: NDArray[np.float64],
-    cur: NDArray[np.float64],
-    cur_counts: NDArray[np.int64],
-) -> tuple[NumericValues, int]:
-    """The :data:`NumericValues` and out-of-range count of the sorted finite window
-    ``cur`` (binned: ``cur_counts``) against the sorted finite ``prev``."""
-    p_mean, p_ss = window_moments(prev)
-    c_mean, c_ss = window_moments(cur)
-    return _compare_samples_with(prev, p_mean, p_ss, edges, cur, cur_counts, c_mean, c_ss)
-
-
-@kernel
-def _compare_samples_with(
     prev: NDArray[np.float64],
     p_mean: float,
     p_ss: float,
@@ -279,7 +251,9 @@ def _compare_samples_with(
     c_mean: float,
     c_ss: float,
 ) -> tuple[NumericValues, int]:
-    """:func:`_compare_samples` given both windows' :func:`window_moments`."""
+    """The :data:`NumericValues` and out-of-range count of the sorted finite window
+    ``cur`` (binned: ``cur_counts``; moments ``c_mean``, ``c_ss``) against the sorted
+    finite ``prev`` (moments ``p_mean``, ``p_ss``; :func:`window_moments` gives both)."""
     n = cur.shape[0]
     big_m = prev.shape[0]
     if n == 0 or big_m == 0:

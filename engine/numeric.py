@@ -31,8 +31,8 @@ from driftline.detectors.sorting import finite_sorted
 from driftline.detectors.statistics import (
     N_NUMERIC,
     NumericValues,
-    _compare_samples_with,
-    _numeric_compare_with,
+    _compare_samples,
+    _numeric_compare,
     numeric_result,
 )
 
@@ -116,7 +116,7 @@ def _compare_columns(
             n = cur.shape[0]
             out_sorted[v0 : v0 + n] = cur
             c_mean, c_ss = window_moments(cur)
-            got, oor, counts = _numeric_compare_with(
+            got, oor, counts = _numeric_compare(
                 sample,
                 integral,
                 col_edges,
@@ -138,7 +138,7 @@ def _compare_columns(
             ints[item, 3] = oor
             if have:  # without a window before, the row stays NaN (and 0 out of range)
                 if drift:
-                    got, oor = _compare_samples_with(
+                    got, oor = _compare_samples(
                         before, b_mean, b_ss, col_edges, cur, counts, c_mean, c_ss
                     )
                     _store(stats[item, 1], got)
