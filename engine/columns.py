@@ -100,7 +100,9 @@ def to_float(arr: pa.Array | pa.ChunkedArray) -> tuple[NDArray[np.float64], int]
     """(float64 values with NaN for missing, number of type errors)."""
     t = arr.type
     if is_numeric_type(t) or pa.types.is_boolean(t) or pa.types.is_null(t):
-        out = pc.cast(arr, pa.float64())
+        # unchecked: an integer past ±2⁵³ becomes the nearest float, as a JSON number does
+        # (a checked cast raises on it, and once stopped the engine)
+        out = pc.cast(arr, pa.float64(), safe=False)
         return np.asarray(numpy_of(out), dtype=np.float64), 0
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         try:
@@ -138,9 +140,12 @@ def to_strings(arr: pa.Array | pa.ChunkedArray) -> tuple[pa.Array | pa.ChunkedAr
         arr = pc.cast(arr, t.value_type)
         t = arr.type
     if pa.types.is_floating(t):
-        # 3.0 and 3 are the same category: integral floats print as integers
+        # 3.0 and 3 are the same category: integral floats print as integers. Both casts
+        # are unchecked: past ±2⁵³ a checked int64 → float64 cast raises (an integral float
+        # like 2⁵³ + 2 once stopped the engine), and past ±2⁶³ the int64 is garbage, which
+        # the comparison then rejects
         as_int = pc.cast(arr, pa.int64(), safe=False)
-        integral = pc.equal(pc.cast(as_int, t), arr)
+        integral = pc.equal(pc.cast(as_int, t, safe=False), arr)
         arr = pc.if_else(integral, pc.cast(as_int, pa.string()), pc.cast(arr, pa.string()))
         return arr, 0
     try:

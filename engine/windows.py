@@ -111,8 +111,8 @@ def to_seconds(arr: pa.Array | pa.ChunkedArray) -> NDArray[np.float64]:
         per_second = {"s": 1, "ms": 1e3, "us": 1e6, "ns": 1e9}[t.unit]
         ints = numpy_of(pc.cast(arr, pa.int64()))
         return np.asarray(ints, dtype=np.float64) / per_second
-    if pa.types.is_integer(t) or pa.types.is_floating(t):
-        return np.asarray(numpy_of(pc.cast(arr, pa.float64())), dtype=np.float64)
+    if pa.types.is_integer(t) or pa.types.is_floating(t):  # unchecked, as in columns.to_float
+        return np.asarray(numpy_of(pc.cast(arr, pa.float64(), safe=False)), dtype=np.float64)
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         return _iso_seconds(arr)
     raise DataError(

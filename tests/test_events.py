@@ -228,3 +228,52 @@ def test_decode_batch_keeps_message_positions_across_content_types() -> None:
     (table,) = [t for ts in out.tables.values() for t in ts if "x" in t.column_names]
     assert table.column(MESSAGE).to_pylist() == [1]
     assert [(d.code, d.message) for d in out.dead] == [("empty", 2)]
+
+
+def test_float_categories_print_as_numbers_at_any_magnitude() -> None:
+    """A categorical column sent as floats: integral values print as integers, the others
+    as floats, NaN and ±inf included; 2⁵³ + 2 (integral, past the range a checked int64 →
+    float64 cast accepts) once raised out of the engine (found by tests/test_fuzz.py)."""
+    from driftline.columns import CategoryEncoder, to_strings
+    from driftline.detectors import categorical_reference
+
+    big = float(2**53 + 2)
+    values = [3.0, -0.0, 2.5, big, 1e300, -1e300, float("nan"), float("inf"), None]
+    strings, errors = to_strings(pa.array(values, pa.float64()))
+    assert errors == 0
+    assert strings.to_pylist() == [
+        "3",
+        "0",
+        "2.5",
+        "9007199254740994",
+        "1e+300",
+        "-1e+300",
+        "nan",
+        "inf",
+        None,
+    ]
+    encoder = CategoryEncoder(categorical_reference(["3", "9007199254740994", "x"]))
+    codes, type_errors = encoder.encode(pa.array(values, pa.float64()))
+    ref = encoder.reference
+    assert type_errors == 0
+    assert codes[0] == ref.categories.index("3")
+    assert codes[3] == ref.categories.index("9007199254740994")
+
+
+def test_integers_past_two_to_the_53_become_the_nearest_float() -> None:
+    """Feature values and event times sent as Arrow integers past ±2⁵³ (hashed ids,
+    nanosecond clocks) read as the nearest float, as JSON numbers do; a checked cast raised
+    on them."""
+    from driftline.columns import to_float
+    from driftline.windows import to_seconds
+
+    for arr in (
+        pa.array([2**53 + 1, -(2**62), 3, None], pa.int64()),
+        pa.array([2**64 - 1, 0], pa.uint64()),
+    ):
+        want = [float(v) if v is not None else None for v in arr.to_pylist()]
+        values, errors = to_float(arr)
+        assert errors == 0
+        assert [None if v != v else v for v in values.tolist()] == want
+        seconds = to_seconds(arr)
+        assert [None if v != v else v for v in seconds.tolist()] == want

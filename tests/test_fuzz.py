@@ -1079,10 +1079,13 @@ def test_regression_arrow_feature_named_like_an_event_column() -> None:
 
 def test_regression_arrow_uint64_time() -> None:
     # Input: a 'ts' column of uint64 holding 2**64 - 1. Before: ArrowInvalid ("Integer
-    # value … not in range") out of decode_arrow. Now: "bad_time".
+    # value … not in range") out of decode_arrow; then the whole batch was "bad_time" (the
+    # checked cast to float raised). Now the cast is unchecked: 2**64 - 1 seconds is past
+    # the year 9999, so that row is dead-lettered as "bad_time" and the other one goes on.
     table = good_arrow(2).set_column(3, "ts", pa.array([2**64 - 1, 5], pa.uint64()))
     out = decode_arrow(ipc(table), FIELDS, NOW)
-    assert [d.code for d in out.dead] == ["bad_time"] and out.events == 0
+    assert [d.code for d in out.dead] == ["bad_time"] and out.events == 1
+    assert out.dead[0].reason.startswith("1 rows of the Arrow batch have a time outside")
 
 
 @pytest.mark.parametrize("ts", [math.inf, 1e300, 2**62])
