@@ -99,6 +99,12 @@ def string_array(values: list[str]) -> pa.Array:
 def to_float(arr: pa.Array | pa.ChunkedArray) -> tuple[NDArray[np.float64], int]:
     """(float64 values with NaN for missing, number of type errors)."""
     t = arr.type
+    if pa.types.is_dictionary(t):  # dictionary-encoded: its values decide
+        try:
+            arr = pc.cast(arr, t.value_type)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return np.full(len(arr), np.nan), len(arr) - arr.null_count
+        t = arr.type
     if is_numeric_type(t) or pa.types.is_boolean(t) or pa.types.is_null(t):
         # unchecked: an integer past ±2⁵³ becomes the nearest float, as a JSON number does
         # (a checked cast raises on it, and once stopped the engine)
@@ -136,23 +142,30 @@ def to_strings(arr: pa.Array | pa.ChunkedArray) -> tuple[pa.Array | pa.ChunkedAr
     t = arr.type
     if pa.types.is_string(t):
         return arr, 0
-    if pa.types.is_dictionary(t):
-        arr = pc.cast(arr, t.value_type)
-        t = arr.type
-    if pa.types.is_floating(t):
-        # 3.0 and 3 are the same category: integral floats print as integers. Both casts
-        # are unchecked: past ±2⁵³ a checked int64 → float64 cast raises (an integral float
-        # like 2⁵³ + 2 once stopped the engine), and past ±2⁶³ the int64 is garbage, which
-        # the comparison then rejects
-        as_int = pc.cast(arr, pa.int64(), safe=False)
-        integral = pc.equal(pc.cast(as_int, t, safe=False), arr)
-        arr = pc.if_else(integral, pc.cast(as_int, pa.string()), pc.cast(arr, pa.string()))
-        return arr, 0
     try:
+        if pa.types.is_dictionary(t):
+            arr = pc.cast(arr, t.value_type)
+            t = arr.type
+        if pa.types.is_float16(t):  # Arrow compares no half floats; float32 holds them
+            arr = pc.cast(arr, pa.float32())
+            t = arr.type
+        if pa.types.is_floating(t):
+            return _float_strings(arr), 0
         return pc.cast(arr, pa.string()), 0
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # lists, structs…
         nulls = pa.nulls(len(arr), pa.string())
         return nulls, len(arr) - arr.null_count
+
+
+def _float_strings(arr: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """3.0 and 3 are the same category: integral floats print as integers, the others (NaN
+    and ±inf included) as floats. The casts are unchecked: past ±2⁵³ a checked int64 →
+    float cast raises (an integral float like 2⁵³ + 2 once stopped the engine); past ±2⁶³
+    float → int64 is undefined (the CPU's choice), so such values print as floats."""
+    as_int = pc.cast(arr, pa.int64(), safe=False)
+    in_range = pc.less(pc.abs(arr), 2.0**63)
+    integral = pc.and_(in_range, pc.equal(pc.cast(as_int, arr.type, safe=False), arr))
+    return pc.if_else(integral, pc.cast(as_int, pa.string()), pc.cast(arr, pa.string()))
 
 
 class CategoryEncoder:

@@ -482,14 +482,26 @@ ARROW_TYPES = {
     "duration": (pa.duration("s"), lambda i: i),
     "decimal": (pa.decimal128(38, 2), lambda i: i),
     "dict_string": (pa.dictionary(pa.int8(), pa.string()), lambda i: f"d{i % 2}"),
+    "float32": (pa.float32(), lambda i: [2.5, math.nan, 3.0, -1e38][i % 4]),
+    "float16": (pa.float16(), lambda i: [0.5, math.nan, 3.0, -math.inf][i % 4]),
+    "dict_float16": (pa.dictionary(pa.int8(), pa.float16()), lambda i: i % 2),
+    "dict_struct": (pa.dictionary(pa.int8(), pa.struct([("a", pa.int64())])), lambda i: i % 2),
+}
+DICTIONARIES = {  # built from their parts: Arrow dictionary-encodes neither type
+    "dict_float16": pa.array([0.5, 3.0], pa.float32()).cast(pa.float16()),
+    "dict_struct": pa.array([{"a": 0}, {"a": 1}]),
 }
 
 
 def arrow_column(kind: str, n: int, nulls: list[bool]) -> pa.Array:
     t, make = ARROW_TYPES[kind]
     values = [None if nulls[i % len(nulls)] else make(i) for i in range(n)]
+    if kind in DICTIONARIES:
+        return pa.DictionaryArray.from_arrays(pa.array(values, pa.int8()), DICTIONARIES[kind])
     if pa.types.is_dictionary(t):
-        return pa.array(values, pa.string()).dictionary_encode()
+        return pa.array(values, t.value_type).dictionary_encode()
+    if kind == "float16":  # pa.array takes no Python floats as float16
+        return pa.array(values, pa.float32()).cast(pa.float16())
     return pa.array(values, t)
 
 
