@@ -131,9 +131,8 @@ def tool_driftline(data: Data, window: int, mode: str) -> Any:
         categorical_reference,
         categorical_statistics,
         numeric_reference,
-        numeric_statistics_sorted,
     )
-    from driftline.detectors.sorting import finite_sorted
+    from driftline.detectors.statistics import numeric_statistics_and_sorted
 
     refs: list[Any] = []
     crefs: list[Any] = []
@@ -154,12 +153,10 @@ def tool_driftline(data: Data, window: int, mode: str) -> Any:
     def stats(sl: slice) -> dict[str, Any]:
         window_stats: dict[str, Any] = {}
         for j, name in enumerate(data.numeric):
-            x = np.ascontiguousarray(data.srv_num[sl, j])
-            cur, n_nan, n_inf = finite_sorted(x)
-            window_stats[name] = numeric_statistics_sorted(
-                refs[j], cur, x.shape[0], n_nan, n_inf, 0, prev_sorted.get(name)
+            # the window before's sorted values, for the two-window shift test
+            window_stats[name], prev_sorted[name] = numeric_statistics_and_sorted(
+                refs[j], data.srv_num[sl, j], 0, prev_sorted.get(name)
             )
-            prev_sorted[name] = cur  # the window before, for the two-window shift test
         for j, name in enumerate(data.categorical):
             codes = data.srv_cat[sl, j]
             lut = luts[j]

@@ -242,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         "--formats", default="json,arrow", help="which to run, comma-separated (json,arrow)"
     )
     args = ap.parse_args(argv)
+    if args.repeat < 1:
+        ap.error("--repeat must be at least 1")
     if args.quick:
         args.events = 100_000
     logging.basicConfig(level=logging.WARNING)
@@ -309,7 +311,6 @@ def main(argv: list[str] | None = None) -> int:
             eng_med = float(np.median([x["engine_seconds"] for x in runs]))
             row = {
                 "messages": messages[fmt],
-                "repeat": args.repeat,
                 "runs": runs,
                 "bare_seconds": bare_med,
                 "engine_seconds": eng_med,

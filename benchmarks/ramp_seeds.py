@@ -35,11 +35,13 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from _peer_stats import _flags, _score  # noqa: E402
 from replay import (  # noqa: E402
     DEFAULT_CACHE,
     REPO_ROOT,
     RESULTS_DIR,
     find_driftline,
+    load_jsonl,
     log,
     machine_info,
     replay_command,
@@ -49,6 +51,7 @@ from replay import (  # noqa: E402
 from driftline.detectors.policy import (  # noqa: E402  (the defaults the rule is judged at)
     DEFAULT_MIN_LINF,
     DEFAULT_MIN_MEAN_SHIFT,
+    DEFAULT_MIN_ROWS_FOR_DISTANCE,
     DEFAULT_SHIFT_ALPHA,
     DEFAULT_THRESHOLD,
 )
@@ -68,28 +71,17 @@ def one_scale(f: dict[str, Any]) -> bool:
 
 
 def judge(records: list[dict[str, Any]], onset: int, window: int) -> dict[str, Any]:
-    """Worst delay and false flags under both rules."""
-    first_onset = onset // window
+    """Worst delay and false flags under both rules (``_peer_stats``'s scoring, as
+    ``peers.py`` judges its bar)."""
     out: dict[str, Any] = {}
-    for rule in ("defaults", "one scale"):
-        first: dict[str, int] = {}
-        false = 0
-        for i, r in enumerate(records):
-            for name, f in r["features"].items():
-                flag = f["drift"] if rule == "defaults" else one_scale(f)
-                if not flag:
-                    continue
-                if name in DRIFTED and i >= first_onset:
-                    first.setdefault(name, i - first_onset + 1)
-                else:
-                    false += 1
-        delays = [first.get(n) for n in DRIFTED]
-        worst = None if None in delays else max(d for d in delays if d is not None)
+    for rule, flag in (("defaults", lambda f: f.get("drift")), ("one scale", one_scale)):
+        score = _score(_flags(records, flag), onset // window, DRIFTED, window)
+        worst = score["max_delay_windows"]
         out[rule] = {
             "worst_delay": worst,
-            "per_feature": dict(zip(DRIFTED, delays, strict=True)),
-            "false_flags": false,
-            "met": worst is not None and worst <= 3 and false == 0,
+            "per_feature": {n: score["delays_windows"].get(n) for n in DRIFTED},
+            "false_flags": score["false_alarms"],
+            "met": worst is not None and worst <= 3 and score["false_alarms"] == 0,
         }
     return out
 
@@ -106,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if a.seeds < 1:
         ap.error("--seeds must be at least 1")
+    if a.window < DEFAULT_MIN_ROWS_FOR_DISTANCE:  # smaller windows are decided by BH tests
+        ap.error(f"--window must be at least {DEFAULT_MIN_ROWS_FOR_DISTANCE:,}")
     driftline = find_driftline()
     seeds: dict[str, Any] = {}
     for seed in range(a.first_seed, a.first_seed + a.seeds):
@@ -130,9 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             check=True,
             cwd=REPO_ROOT,
         )
-        records = [json.loads(line) for line in out.read_text().splitlines()]
-        records = [r for r in records if r.get("kind") == "skew"]
-        seeds[str(seed)] = judge(records, wl["drift_start"], a.window)
+        seeds[str(seed)] = judge(load_jsonl(out), wl["drift_start"], a.window)
         d, o = seeds[str(seed)]["defaults"], seeds[str(seed)]["one scale"]
         log(
             f"seed {seed} ({time.perf_counter() - t0:.0f} s): defaults worst {d['worst_delay']}, "

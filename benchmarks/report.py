@@ -79,12 +79,16 @@ def _kafka_section(path: Path) -> list[str]:
         "polls every message and touches its value; the engine decodes, windows, computes "
         "skew and drift, publishes the records and checkpoints.",
         "",
+        "With several runs the rates are medians, and *engine / bare* is the median of the "
+        "runs' own ratios (each run's consumer and engine measured back to back), with their "
+        "range.",
+        "",
         "| format | bare kafka-python events/s | engine events/s | engine / bare | runs |",
         "|---|---:|---:|---:|---|",
     ]
     for fmt, f in r["formats"].items():
-        n = f.get("repeat", 1)
-        runs = "1" if n == 1 else f"median of {n}; ratio {f['ratio_min']:.2f}–{f['ratio_max']:.2f}"
+        n = _runs(f)
+        runs = "1" if n == 1 else f"{n}; ratio {f['ratio_min']:.2f}–{f['ratio_max']:.2f}"
         lines.append(
             f"| {fmt} | {f['bare_events_per_s']:,.0f} | {f['engine_events_per_s']:,.0f} "
             f"| {f['ratio']:.2f} | {runs} |"
@@ -321,7 +325,11 @@ def _peers_section(path: Path) -> list[str]:
         ]
     seeds = RESULTS / "ramp_seeds.json"
     if seeds.is_file():
-        lines += ["", *_ramp_seeds(json.loads(seeds.read_text()))]
+        other = json.loads(seeds.read_text())
+        wl = r["workload"]
+        shape = {"rows": wl["rows"], "ref_rows": wl["ref_rows"], "window": r["window"]}
+        if other["parameters"] == shape:  # other seeds of this very workload
+            lines += ["", *_ramp_seeds(other)]
     exp = r.get("experiment")
     if exp:
         lines += [
@@ -343,10 +351,10 @@ def _peers_section(path: Path) -> list[str]:
     source = "this run's copy of `results/kafka_throughput.json`"
     if standalone.is_file():  # a Kafka run made after this peer run is the one to show
         latest = json.loads(standalone.read_text())
-        if k is None or latest["date"] > k["date"]:
+        if k is None or latest["date"] > r["date"]:
             k, source = latest, "`results/kafka_throughput.json`, run after this peer run"
     if k:
-        runs = {f.get("repeat", 1) for f in k["formats"].values()}
+        runs = max(_runs(f) for f in k["formats"].values())
         lines += [
             "",
             f"### End to end (Kafka), from {source}",
@@ -359,7 +367,7 @@ def _peers_section(path: Path) -> list[str]:
                 f"({f['ratio']:.2f}× a bare kafka-python consumer)"
                 for fmt, f in k["formats"].items()
             )
-            + (f" (medians of {max(runs)} runs)" if max(runs) > 1 else "")
+            + (f" (medians of {runs} runs)" if runs > 1 else "")
             + (
                 f"; the engine alone {k['engine_alone']['events_per_s']:,.0f} events/s."
                 if k.get("engine_alone")
@@ -367,6 +375,11 @@ def _peers_section(path: Path) -> list[str]:
             ),
         ]
     return [*lines, ""]
+
+
+def _runs(fmt: dict[str, Any]) -> int:
+    """Runs behind one format's figures (files before ``--repeat`` hold one, and no list)."""
+    return len(fmt.get("runs", ())) or 1
 
 
 def _ramp_seeds(r: dict[str, Any]) -> list[str]:

@@ -25,24 +25,12 @@ from .policy import (
     WindowDecision,
 )
 from .reference import CategoricalReference, NumericReference
-from .sorting import finite_sorted
 from .statistics import (
     CategoricalStatistics,
     NumericStatistics,
-    _window,
     categorical_statistics,
-    numeric_statistics_sorted,
+    numeric_statistics_and_sorted,
 )
-
-
-def _numeric(
-    ref: NumericReference, values: NDArray[np.float64], before: NDArray[np.float64] | None
-) -> tuple[NumericStatistics, NDArray[np.float64]]:
-    """A numeric window's statistics (with the two-window test against ``before``, the
-    window before's sorted finite values) and its own sorted finite values."""
-    arr = _window(values)
-    cur, n_nan, n_inf = finite_sorted(arr)
-    return numeric_statistics_sorted(ref, cur, arr.shape[0], n_nan, n_inf, 0, before), cur
 
 
 class _FeatureDetector:
@@ -115,7 +103,9 @@ class NumericDriftDetector(_FeatureDetector):
         self._before: NDArray[np.float64] | None = None
 
     def update(self, window: NDArray[np.float64]) -> Self:
-        self._stats, self._before = _numeric(self.reference, window, self._before)
+        self._stats, self._before = numeric_statistics_and_sorted(
+            self.reference, window, before=self._before
+        )
         self._decide()
         return self
 
@@ -214,8 +204,8 @@ class DatasetDriftDetector:
             if values is None:
                 stats[name] = None
             elif isinstance(ref, NumericReference):
-                num, sorted_now[name] = _numeric(
-                    ref, np.asarray(values, dtype=np.float64), self._sorted_before.get(name)
+                num, sorted_now[name] = numeric_statistics_and_sorted(
+                    ref, np.asarray(values, dtype=np.float64), 0, self._sorted_before.get(name)
                 )
                 stats[name] = num
             else:

@@ -33,6 +33,7 @@ __all__ = [
     "mean_shift_test",
     "merge_moments",
     "moments_shift_test",
+    "pooled_moments_pvalue",
     "pooled_shift_pvalue",
     "sorted_moments",
     "window_moments",
@@ -136,9 +137,28 @@ def pooled_shift_pvalue(
     """The two-window test: :func:`mean_shift_test`'s p-value of the sorted finite values of
     the window before, ``before``, and of this window, ``cur``, taken as one sample. NaN
     when either window is empty (the test of one window alone is ``mean_shift_test``)."""
-    if before.shape[0] == 0 or cur.shape[0] == 0:
+    m_a, ss_a = window_moments(before)
+    m_b, ss_b = window_moments(cur)
+    return pooled_moments_pvalue(
+        before.shape[0], m_a, ss_a, cur.shape[0], m_b, ss_b, ref_mean, ref_std, ref_n
+    )
+
+
+@kernel
+def pooled_moments_pvalue(
+    n_a: int,
+    mean_a: float,
+    ss_a: float,
+    n_b: int,
+    mean_b: float,
+    ss_b: float,
+    ref_mean: float,
+    ref_std: float,
+    ref_n: int,
+) -> float:
+    """:func:`pooled_shift_pvalue` of two windows given by their counts and
+    :func:`window_moments` (what the engine carries from one window to the next)."""
+    if n_a == 0 or n_b == 0:
         return math.nan
-    m_a, ss_a = sorted_moments(before)
-    m_b, ss_b = sorted_moments(cur)
-    n, mean, ss = merge_moments(before.shape[0], m_a, ss_a, cur.shape[0], m_b, ss_b)
+    n, mean, ss = merge_moments(n_a, mean_a, ss_a, n_b, mean_b, ss_b)
     return moments_shift_test(n, mean, ss, ref_mean, ref_std, ref_n)[1]

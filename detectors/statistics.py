@@ -14,7 +14,7 @@ from .chi2 import _chi2
 from .ecdf import ks_w1_merge, ks_w1_sorted
 from .jensen_shannon import _js_distance
 from .linf import _linf
-from .location import moments_shift_test, pooled_shift_pvalue, window_moments
+from .location import moments_shift_test, pooled_moments_pvalue, window_moments
 from .psi import PSI_EPSILON, _psi
 from .quality import bucket_counts, out_of_range_sorted
 from .reference import CategoricalReference, NumericReference
@@ -102,10 +102,23 @@ def numeric_statistics(
     """Compare a window of float64 values (NaN for missing) with ``ref``; given the values
     of the window before it, ``before`` (NaN for missing), also the two-window test
     (``pooled_mean_pvalue``)."""
+    prev = None if before is None else finite_sorted(_window(before))[0]
+    return numeric_statistics_and_sorted(ref, values, type_errors, prev)[0]
+
+
+def numeric_statistics_and_sorted(
+    ref: NumericReference,
+    values: NDArray[np.float64],
+    type_errors: int = 0,
+    before: NDArray[np.float64] | None = None,
+) -> tuple[NumericStatistics, NDArray[np.float64]]:
+    """:func:`numeric_statistics` given the window before already sorted (``before``, as
+    this returns it), and the window's own sorted finite values: what a stream of windows
+    passes from one to the next."""
     arr = _window(values)
     cur, n_nan, n_inf = finite_sorted(arr)
-    prev = None if before is None else finite_sorted(_window(before))[0]
-    return numeric_statistics_sorted(ref, cur, arr.shape[0], n_nan, n_inf, type_errors, prev)
+    stats = numeric_statistics_sorted(ref, cur, arr.shape[0], n_nan, n_inf, type_errors, before)
+    return stats, cur
 
 
 def _window(values: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -144,7 +157,11 @@ def numeric_statistics_sorted(
     )
     pooled = math.nan
     if before is not None:
-        pooled = pooled_shift_pvalue(before, cur, ref.mean, ref.std, ref.finite)
+        b_mean, b_ss = window_moments(before)
+        n_a, n_b = before.shape[0], cur.shape[0]
+        pooled = pooled_moments_pvalue(
+            n_a, b_mean, b_ss, n_b, c_mean, c_ss, ref.mean, ref.std, ref.finite
+        )
     return numeric_result(
         values, oor, counts, count, cur.shape[0], missing, nonfinite, type_errors, pooled
     )

@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 from driftline.detectors import NumericReference, NumericStatistics
 from driftline.detectors._jit import kernel
 from driftline.detectors.ecdf import cdf_integral
-from driftline.detectors.location import merge_moments, moments_shift_test, window_moments
+from driftline.detectors.location import pooled_moments_pvalue, window_moments
 from driftline.detectors.sorting import finite_sorted
 from driftline.detectors.statistics import (
     N_NUMERIC,
@@ -143,11 +143,10 @@ def _compare_columns(
                     )
                     _store(stats[item, 1], got)
                     ints[item, 4] = oor
-                if two_window and b_n > 0 and n > 0:
-                    m_n, m_mean, m_ss = merge_moments(b_n, b_mean, b_ss, n, c_mean, c_ss)
-                    pooled[item] = moments_shift_test(
-                        m_n, m_mean, m_ss, mean[c], std[c], finite[c]
-                    )[1]
+                if two_window:
+                    pooled[item] = pooled_moments_pvalue(
+                        b_n, b_mean, b_ss, n, c_mean, c_ss, mean[c], std[c], finite[c]
+                    )
             before = out_sorted[v0 : v0 + n]
             b_n, b_mean, b_ss = n, c_mean, c_ss
             have = True

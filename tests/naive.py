@@ -68,6 +68,11 @@ def wasserstein(ref: np.ndarray, cur: np.ndarray) -> float:
     return float(stats.wasserstein_distance(ref, cur) / (sd if sd > 0 else 1.0))
 
 
+def same(a: float, b: float) -> bool:
+    """Equal floats, NaN equal to NaN: results that must agree to the last bit."""
+    return (math.isnan(a) and math.isnan(b)) or a == b
+
+
 def union_walk(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     """(KS statistic, raw W1) of two sorted finite samples by the plain walk over their
     union in order, a's copies of a value before b's: at each distinct value x's last copy,
