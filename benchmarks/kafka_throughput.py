@@ -319,6 +319,10 @@ def main(argv: list[str] | None = None) -> int:
                 "ratio": float(np.median(ratios)),
                 "ratio_min": min(ratios),
                 "ratio_max": max(ratios),
+                # each side's fastest run over the other's: noise from other tenants of a
+                # shared machine only slows a run down, so the fastest is the least disturbed
+                "ratio_best": min(x["bare_seconds"] for x in runs)
+                / min(x["engine_seconds"] for x in runs),
                 "windows": windows,
             }
             results["formats"][fmt] = row
@@ -328,12 +332,19 @@ def main(argv: list[str] | None = None) -> int:
         f"({a['ms_per_window']:.1f} ms per window of {args.window:,})"
     )
     if args.repeat > 1:
-        print(f"medians of {args.repeat} runs (ratio: the median of the runs' ratios)")
-    print(f"{'format':<8} {'bare ev/s':>12} {'engine ev/s':>12} {'engine/bare':>12} {'range':>11}")
+        print(
+            f"medians of {args.repeat} runs (ratio: the median of the runs' ratios; best: "
+            "the fastest engine run over the fastest bare run)"
+        )
+    print(
+        f"{'format':<8} {'bare ev/s':>12} {'engine ev/s':>12} {'engine/bare':>12} "
+        f"{'range':>11} {'best':>5}"
+    )
     for fmt, r in results["formats"].items():
         print(
             f"{fmt:<8} {r['bare_events_per_s']:>12,.0f} {r['engine_events_per_s']:>12,.0f} "
-            f"{r['ratio']:>12.2f} {r['ratio_min']:>5.2f}-{r['ratio_max']:.2f}"
+            f"{r['ratio']:>12.2f} {r['ratio_min']:>5.2f}-{r['ratio_max']:.2f} "
+            f"{r['ratio_best']:>5.2f}"
         )
     args.output.mkdir(parents=True, exist_ok=True)
     name = "kafka_throughput-quick.json" if args.quick else "kafka_throughput.json"
