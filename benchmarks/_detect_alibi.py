@@ -99,6 +99,17 @@ def calibrate_and_run(make: Callable[[], Any], x: np.ndarray) -> dict[str, Any]:
     return {"alarms": alarms(det, x), "calibrate_s": t1 - t0, "run_s": time.perf_counter() - t1}
 
 
+DETECTORS = ("cvm", "mmd")
+"""The online detectors this runs (``--detectors``)."""
+
+
+def parse_detectors(text: str) -> list[str] | None:
+    """``--detectors``' value as a sorted list of names of :data:`DETECTORS`; None when it
+    names none, or one that is not there."""
+    chosen = {d.strip() for d in text.split(",") if d.strip()}
+    return sorted(chosen) if chosen and chosen <= set(DETECTORS) else None
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("streams", type=Path)
@@ -122,12 +133,12 @@ def main() -> int:
 
     torch.manual_seed(0)
     torch.set_num_threads(1)
-    run = {d.strip() for d in a.detectors.split(",") if d.strip()}
-    if not run or run - {"cvm", "mmd"}:
+    run = parse_detectors(a.detectors)
+    if run is None:
         ap.error(f"--detectors: cvm, mmd or both, got {a.detectors!r}")
     cvm = shared_thresholds(CVMDriftOnline, {})
     results: dict[str, Any] = {
-        "detectors": sorted(run),
+        "detectors": run,
         "versions": {
             p: importlib.metadata.version(p) for p in ("alibi-detect", "torch", "numpy", "scipy")
         },

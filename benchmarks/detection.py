@@ -55,6 +55,7 @@ import pyarrow.parquet as pq
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from _detect_alibi import DETECTORS, parse_detectors, stream_digest  # noqa: E402
 from replay import (  # noqa: E402
     DEFAULT_CACHE,
     REPO_ROOT,
@@ -66,7 +67,6 @@ from replay import (  # noqa: E402
 )
 
 ALIBI_PYTHON = REPO_ROOT / ".venv-bench-alibi" / "bin" / "python"
-ALIBI_DETECTORS = ("cvm", "mmd")
 
 
 # ----------------------------------------------------------------------------- streams
@@ -292,8 +292,6 @@ def river_alarms(errors: np.ndarray) -> dict[str, list[int]]:
 def reused_alibi(path: Path, npz: Path) -> dict[str, Any]:
     """The Alibi results of an earlier run, if it measured exactly the streams in ``npz``
     (same arrays, by digest); SystemExit with the reason otherwise."""
-    from _detect_alibi import stream_digest
-
     if not path.exists():
         raise SystemExit(f"--reuse-alibi: no {path}; run without --reuse-alibi first")
     info: dict[str, Any] = json.loads(path.read_text())
@@ -352,8 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     ap.add_argument("--output", type=Path, default=None)
     a = ap.parse_args(argv)
-    chosen = {d.strip() for d in a.alibi_detectors.split(",") if d.strip()}
-    if not chosen or not chosen <= set(ALIBI_DETECTORS):  # checked before hours of work
+    if parse_detectors(a.alibi_detectors) is None:  # checked before hours of work
         ap.error(f"--alibi-detectors: cvm, mmd or both, got {a.alibi_detectors!r}")
     if a.quick:
         a.events, a.ref_events, a.width, a.seeds = 6_000, 2_000, 1_000, 1
@@ -405,12 +402,10 @@ def main(argv: list[str] | None = None) -> int:
 
     alibi_info: dict[str, Any] | None = None
     out = directory / "alibi.json"
-    if a.no_alibi:
-        log("== Alibi Detect: skipped (--no-alibi)")
-    elif a.reuse_alibi:
+    if a.reuse_alibi and not a.no_alibi:
         alibi_info = reused_alibi(out, npz)
         log(f"== Alibi Detect online detectors: the alarms in {out} ({alibi_info['reused']})")
-    elif ALIBI_PYTHON.exists():
+    elif ALIBI_PYTHON.exists() and not a.no_alibi:
         log("== Alibi Detect online detectors (expected-run-time calibration per stream)")
         subprocess.run(
             [
@@ -459,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
         "alibi_not_run": alibi_not_run,
         "alibi_partial": (
             a.alibi_skipped_reason
-            if alibi_info and set(alibi_info["detectors"]) != set(ALIBI_DETECTORS)
+            if alibi_info and set(alibi_info["detectors"]) != set(DETECTORS)
             else None
         ),
         "streams": results,

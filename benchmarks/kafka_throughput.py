@@ -23,6 +23,10 @@ engine run on a consumer group of its own, so it reads the topic from the start)
 medians are reported, with the range of the ratio: run to run the ratio moves by ±20 % on
 this shared machine.
 
+``--sink-linger-ms 20 --sink-batch-bytes 16384`` runs the engine with the window-record
+producer settings of before (each window record a produce request of its own), to compare
+with a run without them (``benchmarks/sink_batching.py`` measures that producer alone).
+
 Printed: the engine-alone rate, then events/s of both and the ratio engine / bare, per
 format. The issue's bar: the
 ratio at least 0.6 on both, and at least 500,000 events/s on Arrow. Results go to
@@ -58,6 +62,7 @@ from driftline import config as cfgmod  # noqa: E402
 from driftline.baseline import save  # noqa: E402
 from driftline.build import BuildOptions, build_from_batches  # noqa: E402
 from driftline.config import KafkaConfig, Topics  # noqa: E402
+from driftline.connectors import kafka as sink_module  # noqa: E402
 from driftline.connectors.kafka import arrow_events, produce_file  # noqa: E402
 from driftline.engine import Engine, Messages  # noqa: E402
 from driftline.events import ARROW  # noqa: E402
@@ -241,11 +246,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--formats", default="json,arrow", help="which to run, comma-separated (json,arrow)"
     )
+    ap.add_argument(
+        "--sink-linger-ms",
+        type=int,
+        default=sink_module.LINGER_MS,
+        help="the engine's window-record producer: its linger (to compare with the settings "
+        "of before, 20)",
+    )
+    ap.add_argument(
+        "--sink-batch-bytes",
+        type=int,
+        default=sink_module.BATCH_BYTES,
+        help="... and its batch size (before: kafka-python's 16384)",
+    )
     args = ap.parse_args(argv)
     if args.repeat < 1:
         ap.error("--repeat must be at least 1")
     if args.quick:
         args.events = 100_000
+    sink_module.LINGER_MS, sink_module.BATCH_BYTES = args.sink_linger_ms, args.sink_batch_bytes
     logging.basicConfig(level=logging.WARNING)
     tmp = Path(tempfile.mkdtemp(prefix="driftline-kafka-bench-"))
     ref, serving = workload(args.events, args.features)
@@ -260,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         "features": args.features,
         "window": args.window,
         "arrow_rows": args.arrow_rows,
+        "sink": {"linger_ms": args.sink_linger_ms, "batch_bytes": args.sink_batch_bytes},
         "formats": {},
     }
     with tansu(tmp / "tansu.log") as broker:

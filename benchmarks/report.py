@@ -1,6 +1,6 @@
 """Write benchmarks/RESULTS.md from the JSON files the benchmarks leave in benchmarks/results/.
 
-    python benchmarks/report.py
+    python benchmarks/report.py [--output FILE]
 
 Every figure in RESULTS.md comes from a results file, which names the command, the
 machine, the versions and the date of the run that produced it.
@@ -8,6 +8,7 @@ machine, the versions and the date of the run that produced it.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -526,7 +527,10 @@ def _detection_section(path: Path) -> list[str]:
     return lines
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--output", type=Path, default=OUT, help=f"default: {OUT}")
+    out = ap.parse_args(argv).output
     files = [RESULTS / n for n in ORDER if (RESULTS / n).is_file()]
     if not files:
         print("no results yet: run python benchmarks/replay.py first", file=sys.stderr)
@@ -561,8 +565,8 @@ def main() -> int:
         if (RESULTS / name).is_file():
             lines += _soak_section(RESULTS / name)
             break
-    OUT.write_text("\n".join(lines))
-    print(f"wrote {OUT}")
+    out.write_text("\n".join(lines))
+    print(f"wrote {out}")
     return 0
 
 

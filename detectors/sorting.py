@@ -13,9 +13,9 @@ part in 2³³ of the window's range of keys; on continuous data they are few, an
 insertion pass puts them in order. When that pass would move more than two values per value
 (a dense cluster far from an outlier, say), it stops and the remaining bits are sorted with
 the full six passes, so the worst case costs about 1.5× the plain sort. When the keys' bits
-below the 33 are all zero (integers, coarse decimals), the three passes are already the whole
-order. All digit histograms of a round are built in one read, and a pass whose digit is the
-same for every key is skipped.
+below the 33 are all zero (non-negative integers and coarse decimals; a negative value's key
+has them all one), the three passes are already the whole order. All digit histograms of a
+round are built in one read, and a pass whose digit is the same for every key is skipped.
 
 Timed here on 10,000-value windows against the plain six-pass sort (300 windows each, the
 two versions side by side): normal data ~78 µs against ~105, log-normal ~68 against ~100,

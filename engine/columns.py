@@ -103,7 +103,7 @@ def to_float(arr: pa.Array | pa.ChunkedArray) -> tuple[NDArray[np.float64], int]
         try:
             arr = pc.cast(arr, t.value_type)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            return np.full(len(arr), np.nan), len(arr) - arr.null_count
+            return _type_errors(arr)
         t = arr.type
     if is_numeric_type(t) or pa.types.is_boolean(t) or pa.types.is_null(t):
         # unchecked: an integer past ±2⁵³ becomes the nearest float, as a JSON number does
@@ -116,9 +116,12 @@ def to_float(arr: pa.Array | pa.ChunkedArray) -> tuple[NDArray[np.float64], int]
             return np.asarray(numpy_of(out), dtype=np.float64), 0
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             return _parse_slowly(arr.to_pylist())
-    # timestamps, lists, structs…: no number here; every present value is a type error
-    values = np.full(len(arr), np.nan)
-    return values, len(arr) - arr.null_count
+    return _type_errors(arr)  # timestamps, lists, structs…: no number here
+
+
+def _type_errors(arr: pa.Array | pa.ChunkedArray) -> tuple[NDArray[np.float64], int]:
+    """All NaN, and every present value a type error."""
+    return np.full(len(arr), np.nan), len(arr) - arr.null_count
 
 
 def _parse_slowly(items: list[object]) -> tuple[NDArray[np.float64], int]:

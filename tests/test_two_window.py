@@ -84,17 +84,18 @@ def shift_chi2(counts: np.ndarray, ref: CategoricalReference) -> float:
     return float(stats.chi2.sf(stat / factor, counts.size - 1))
 
 
-# Counts of x, y and z and none in ``other``, which the reference never saw (its floored
-# proportion would make nearly every p-value 0, where the comparison checks nothing).
-three = st.lists(st.integers(0, 50), min_size=3, max_size=3).map(lambda c: [*c, 0])
+# Counts of x, y, z and ``other`` (w, which the reference below keeps out of its top 3, so
+# that ``other`` has a real share: the pooled counts are checked in every bucket).
+four = st.lists(st.integers(0, 50), min_size=4, max_size=4)
 
 
 @settings(max_examples=200)
-@given(three, three)
+@given(four, four)
 def test_the_two_window_chi2_is_the_shift_chi2_of_the_added_counts(
     a: list[int], b: list[int]
 ) -> None:
-    ref = categorical_reference(["x"] * 50 + ["y"] * 30 + ["z"] * 20)  # buckets x, y, z, other
+    # buckets x, y, z, other (w)
+    ref = categorical_reference(["x"] * 50 + ["y"] * 30 + ["z"] * 15 + ["w"] * 5, top_k=3)
     codes = np.repeat(np.arange(4), b)
     got = categorical_statistics(ref, codes, before_counts=np.array(a))
     assert got.bucket_counts.tolist() == b
@@ -320,3 +321,5 @@ def test_the_engine_pools_tumbling_windows_only(
     assert len(skew) >= 3
     later = [r["features"]["amount"]["pooled_mean_pvalue"] for r in skew[1:]]
     assert all((p is not None) is pooled for p in later)
+    later = [r["features"]["country"]["pooled_chi2_pvalue"] for r in skew[1:]]
+    assert all((p is not None) is pooled for p in later)  # categorical columns alike
