@@ -29,7 +29,15 @@ with a run without them (``benchmarks/sink_batching.py`` measures that producer 
 
 Printed: the engine-alone rate, then events/s of both and the ratio engine / bare, per
 format. The issue's bar: the
-ratio at least 0.6 on both, and at least 500,000 events/s on Arrow. Results go to
+ratio at least 0.6 on both, and at least 500,000 events/s on Arrow.
+
+Where the time goes is printed too, from CPU seconds: each run's own process (the bare
+consumer, or the engine with its consumer, worker and kernel threads) and the broker's
+(read from ``/proc``) over the same span. From them: how busy the machine's cores were
+during the engine run, and the ratio the engine would reach *at full use* of every core,
+the bare run's seconds over (engine CPU-s + broker CPU-s) / cores. No schedule can beat
+that with the same CPU work, so it bounds what better overlap alone could give; past it,
+only less CPU per event helps. Results go to
 ``benchmarks/results/kafka_throughput.json`` (``-quick`` with ``--quick``).
 """
 
@@ -39,8 +47,11 @@ import argparse
 import datetime as dt
 import json
 import logging
+import math
+import os
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -110,7 +121,79 @@ def produce(broker: str, topic: str, serving: pa.Table, rows: int, *, arrow: boo
     log(f"produced {n:,} events to {topic} in {time.perf_counter() - t0:.1f} s")
 
 
-def bare(broker: str, topic: str, messages: int) -> float:
+def broker_pid(broker: str) -> int | None:
+    """The pid of the broker process listening on ``broker`` (found in ``/proc`` by its
+    listener URL; None where there is no ``/proc``)."""
+    url = f"tcp://{broker}".encode()
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if url in (entry / "cmdline").read_bytes().split(b"\0"):
+                return int(entry.name)
+        except OSError:  # gone meanwhile
+            continue
+    return None
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of process ``pid`` so far; NaN when unknown."""
+    if pid is None:
+        return math.nan
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return math.nan
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+class Span:
+    """Wall seconds, this process's CPU seconds and the broker's over one timed run."""
+
+    def __init__(self, broker: int | None) -> None:
+        self.broker = broker
+        self.t0, self.c0, self.b0 = time.perf_counter(), time.process_time(), cpu_seconds(broker)
+
+    def stop(self) -> dict[str, float]:
+        return {
+            "seconds": time.perf_counter() - self.t0,
+            "cpu_s": time.process_time() - self.c0,
+            "broker_cpu_s": cpu_seconds(self.broker) - self.b0,
+        }
+
+
+class ThreadCPU:
+    """CPU seconds of each thread of this process between two readings of every thread's
+    run time (``/proc/self/task/TID/schedstat``, nanoseconds), by thread name: the first
+    when made, the last at ``read``. Only threads alive at ``read`` are counted (threads
+    started in between from 0), so read while the threads of interest still run."""
+
+    def __init__(self) -> None:
+        self.start = self._times()
+        self.result: dict[str, float] | None = None
+
+    @staticmethod
+    def _times() -> dict[int, int]:
+        out = {}
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                out[int(tid)] = int(Path(f"/proc/self/task/{tid}/schedstat").read_text().split()[0])
+            except (OSError, ValueError, IndexError):  # ended meanwhile
+                continue
+        return out
+
+    def read(self) -> dict[str, float]:
+        """CPU seconds per thread name (threads of one name added up), largest first; the
+        first call's reading is kept."""
+        if self.result is None:
+            names = {t.native_id: t.name for t in threading.enumerate()}
+            out: dict[str, float] = {}
+            for tid, ns in self._times().items():
+                name = names.get(tid, "?")
+                out[name] = out.get(name, 0.0) + (ns - self.start.get(tid, 0)) / 1e9
+            self.result = dict(sorted(out.items(), key=lambda kv: -kv[1]))
+        return self.result
+
+
+def bare(broker: str, topic: str, messages: int, pid: int | None = None) -> dict[str, float]:
     c = KafkaConsumer(
         bootstrap_servers=broker,
         enable_auto_commit=False,
@@ -125,37 +208,48 @@ def bare(broker: str, topic: str, messages: int) -> float:
     c.seek_to_beginning(tp)
     seen = 0
     size = 0
-    t0 = time.perf_counter()
+    span = Span(pid)
     while seen < messages:
         for records in c.poll(timeout_ms=200).values():
             for r in records:
                 size += len(r.value)
             seen += len(records)
-    elapsed = time.perf_counter() - t0
+    took = span.stop()
     c.close()
-    return elapsed
+    return took
 
 
-def engine_run(config: Path, topic: str, messages: int, state: Path) -> tuple[float, int]:
+def engine_run(
+    config: Path, topic: str, messages: int, state: Path, pid: int | None = None
+) -> tuple[dict[str, Any], int]:
     cfg = cfgmod.load(config)
     from driftline.connectors.kafka import KafkaSink, KafkaSource
 
     sink = KafkaSink(cfg.kafka)
     engine = Engine(cfg, sink)
     done = (topic, 0)
-    opts = ServeOptions(stop_when=lambda e: e.positions.get(done, 0) >= messages)
+    threads = ThreadCPU()
+
+    def stop_when(e: Engine) -> bool:
+        finished = e.positions.get(done, 0) >= messages
+        if finished:  # every thread still runs: the last reading of each
+            threads.read()
+        return finished
+
+    opts = ServeOptions(stop_when=stop_when)
     with StateDir(state) as sd:
 
         def factory(**kw: Any) -> KafkaSource:
             return KafkaSource(cfg.kafka, [topic], **kw)
 
         server = Server(cfg, engine, factory, sd, opts)
-        t0 = time.perf_counter()
+        span = Span(pid)
         server.run()
-        elapsed = time.perf_counter() - t0
+        took: dict[str, Any] = span.stop()
+        took["threads"] = threads.read()
     engine.close()
     sink.close()
-    return elapsed, engine.counters.windows
+    return took, engine.counters.windows
 
 
 class _NoSink:
@@ -169,23 +263,45 @@ class _NoSink:
         pass
 
 
-def engine_alone(config: Path, serving: pa.Table, rows: int) -> float:
+def engine_alone(config: Path, serving: pa.Table, rows: int) -> tuple[float, float]:
     """Seconds of ``Engine.process`` over the serving rows as Arrow messages, one message
     per call and no broker: the engine's own cost, what the Kafka run adds to. The first
     message goes through a throwaway engine first, untimed, so that Numba's kernels are
-    compiled (a fresh clone) or loaded before anything is timed."""
+    compiled (a fresh clone) or loaded before anything is timed. Returns wall and CPU
+    seconds."""
     cfg = cfgmod.load(config)
     values = [arrow_events(b, "bench", "1", "score") for b in serving.to_batches(rows)]
 
-    def run(engine: Engine, vals: list[bytes]) -> float:
-        t0 = time.perf_counter()
+    def run(engine: Engine, vals: list[bytes]) -> tuple[float, float]:
+        span = Span(None)
         for i, v in enumerate(vals):
             engine.process(Messages("t", 0, [i], [v], [ARROW], [0.0]))
         engine.close()
-        return time.perf_counter() - t0
+        took = span.stop()
+        return took["seconds"], took["cpu_s"]
 
     run(Engine(cfg, _NoSink()), values[:1])
     return run(Engine(cfg, _NoSink()), values)
+
+
+def median_threads(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Per thread name, the median of its CPU seconds over the runs (0 in a run without
+    it), largest first."""
+    names = {n for r in runs for n in r}
+    med = {n: float(np.median([r.get(n, 0.0) for r in runs])) for n in names}
+    return dict(sorted(med.items(), key=lambda kv: -kv[1]))
+
+
+def cores_busy(run: dict[str, float], cores: int) -> float:
+    """The share of the cores' time the engine process and the broker used in an engine run."""
+    return (run["engine_cpu_s"] + run["engine_broker_cpu_s"]) / (cores * run["engine_seconds"])
+
+
+def at_full_use(run: dict[str, float], cores: int) -> float:
+    """The engine / bare ratio of a run had the engine process and the broker kept every core
+    busy throughout: the bare seconds over their CPU seconds spread over the cores."""
+    fastest = (run["engine_cpu_s"] + run["engine_broker_cpu_s"]) / cores
+    return run["bare_seconds"] / fastest
 
 
 def write_config(
@@ -295,20 +411,24 @@ def main(argv: list[str] | None = None) -> int:
         alone = write_config(
             tmp / "alone.toml", broker, "arrow", base_path, tmp / "alone", args.window
         )
-        alone_s = engine_alone(alone, serving, args.arrow_rows)
+        alone_s, alone_cpu = engine_alone(alone, serving, args.arrow_rows)
         results["engine_alone"] = {
             "seconds": alone_s,
+            "cpu_s": alone_cpu,
             "events_per_s": args.events / alone_s,
             "ms_per_window": 1000 * alone_s / (args.events / args.window),
         }
         log(
             f"engine alone (Arrow, no broker): {args.events / alone_s:,.0f} events/s, "
-            f"{results['engine_alone']['ms_per_window']:.1f} ms per window"
+            f"{results['engine_alone']['ms_per_window']:.1f} ms per window, "
+            f"{alone_cpu:.2f} CPU-s"
         )
+        pid = broker_pid(broker)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
         for fmt in formats:
             runs = []
             for r in range(args.repeat):  # bare and engine in turn: each pair shares the noise
-                bare_s = bare(broker, fmt, messages[fmt])
+                b = bare(broker, fmt, messages[fmt], pid)
                 state = tmp / f"state-{fmt}-{r}"
                 cfg = write_config(
                     tmp / f"{fmt}-{r}.toml",
@@ -319,12 +439,24 @@ def main(argv: list[str] | None = None) -> int:
                     args.window,
                     group=f"bench-{fmt}-{r}",
                 )
-                eng_s, windows = engine_run(cfg, fmt, messages[fmt], state)
-                runs.append({"bare_seconds": bare_s, "engine_seconds": eng_s})
+                e, windows = engine_run(cfg, fmt, messages[fmt], state, pid)
+                run = {
+                    "bare_seconds": b["seconds"],
+                    "engine_seconds": e["seconds"],
+                    "bare_cpu_s": b["cpu_s"],
+                    "bare_broker_cpu_s": b["broker_cpu_s"],
+                    "engine_cpu_s": e["cpu_s"],
+                    "engine_broker_cpu_s": e["broker_cpu_s"],
+                    "engine_threads_cpu_s": e["threads"],
+                }
+                runs.append(run)
                 log(
-                    f"{fmt} run {r + 1}/{args.repeat}: bare {args.events / bare_s:,.0f} "
-                    f"events/s, engine {args.events / eng_s:,.0f} events/s, ratio "
-                    f"{bare_s / eng_s:.2f} ({windows} windows)"
+                    f"{fmt} run {r + 1}/{args.repeat}: bare {args.events / b['seconds']:,.0f} "
+                    f"events/s, engine {args.events / e['seconds']:,.0f} events/s, ratio "
+                    f"{b['seconds'] / e['seconds']:.2f} ({windows} windows); CPU-s: bare "
+                    f"{b['cpu_s']:.2f} + broker {b['broker_cpu_s']:.2f}, engine "
+                    f"{e['cpu_s']:.2f} + broker {e['broker_cpu_s']:.2f}; cores busy "
+                    f"{cores_busy(run, cores):.0%}, at full use {at_full_use(run, cores):.2f}"
                 )
             ratios = [x["bare_seconds"] / x["engine_seconds"] for x in runs]
             bare_med = float(np.median([x["bare_seconds"] for x in runs]))
@@ -344,6 +476,21 @@ def main(argv: list[str] | None = None) -> int:
                 "ratio_best": min(x["bare_seconds"] for x in runs)
                 / min(x["engine_seconds"] for x in runs),
                 "windows": windows,
+                "cpu": {  # medians over the runs; see the module's docstring
+                    k: float(np.median([x[k] for x in runs]))
+                    for k in (
+                        "bare_cpu_s",
+                        "bare_broker_cpu_s",
+                        "engine_cpu_s",
+                        "engine_broker_cpu_s",
+                    )
+                }
+                | {
+                    "cores": cores,
+                    "cores_busy": float(np.median([cores_busy(x, cores) for x in runs])),
+                    "ratio_at_full_use": float(np.median([at_full_use(x, cores) for x in runs])),
+                    "engine_threads": median_threads([x["engine_threads_cpu_s"] for x in runs]),
+                },
             }
             results["formats"][fmt] = row
     a = results["engine_alone"]
@@ -365,6 +512,22 @@ def main(argv: list[str] | None = None) -> int:
             f"{fmt:<8} {r['bare_events_per_s']:>12,.0f} {r['engine_events_per_s']:>12,.0f} "
             f"{r['ratio']:>12.2f} {r['ratio_min']:>5.2f}-{r['ratio_max']:.2f} "
             f"{r['ratio_best']:>5.2f}"
+        )
+    print(
+        f"\nCPU seconds (medians): the bare consumer and the engine process, each + the broker "
+        f"over the same run; cores busy in the engine run, and engine/bare at full use of "
+        f"{cores} cores"
+    )
+    for fmt, r in results["formats"].items():
+        c = r["cpu"]
+        print(
+            f"{fmt:<8} bare {c['bare_cpu_s']:.2f} + {c['bare_broker_cpu_s']:.2f}   engine "
+            f"{c['engine_cpu_s']:.2f} + {c['engine_broker_cpu_s']:.2f}   busy "
+            f"{c['cores_busy']:.0%}   at full use {c['ratio_at_full_use']:.2f}"
+        )
+        print(
+            "         engine threads: "
+            + ", ".join(f"{n} {v:.2f}" for n, v in c["engine_threads"].items() if v >= 0.005)
         )
     args.output.mkdir(parents=True, exist_ok=True)
     name = "kafka_throughput-quick.json" if args.quick else "kafka_throughput.json"

@@ -99,12 +99,49 @@ def _kafka_section(path: Path) -> list[str]:
         )
     alone = r.get("engine_alone")
     if alone:
+        cpu = f", {alone['cpu_s']:.2f} CPU-s" if "cpu_s" in alone else ""
         lines += [
             "",
             f"The engine alone on the Arrow messages (`Engine.process`, no broker, one message "
             f"per call): {alone['events_per_s']:,.0f} events/s, "
-            f"{alone['ms_per_window']:.1f} ms per window.",
+            f"{alone['ms_per_window']:.1f} ms per window{cpu}.",
         ]
+    with_cpu = {fmt: f["cpu"] for fmt, f in r["formats"].items() if "cpu" in f}
+    if with_cpu:
+        cores = next(iter(with_cpu.values()))["cores"]
+        lines += [
+            "",
+            "Where the time goes (CPU seconds, medians over the runs): the run's own process "
+            "and the broker's, over the same span. *Cores busy*: their share of the "
+            f"{cores} cores' time during the engine run. *At full use*: the engine / bare "
+            "ratio had they kept every core busy throughout (the bare seconds over their CPU "
+            "seconds / cores). No schedule beats it with the same CPU work: past it only "
+            "less CPU per event helps.",
+            "",
+            "| format | bare: consumer + broker CPU-s | engine: process + broker CPU-s "
+            "| cores busy | engine / bare at full use |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for fmt, c in with_cpu.items():
+            lines.append(
+                f"| {fmt} | {c['bare_cpu_s']:.2f} + {c['bare_broker_cpu_s']:.2f} "
+                f"| {c['engine_cpu_s']:.2f} + {c['engine_broker_cpu_s']:.2f} "
+                f"| {c['cores_busy']:.0%} | {c['ratio_at_full_use']:.2f} |"
+            )
+        threads = [
+            f"{fmt}: "
+            + ", ".join(f"{n} {v:.2f}" for n, v in c["engine_threads"].items() if v >= 0.005)
+            for fmt, c in with_cpu.items()
+            if "engine_threads" in c
+        ]
+        if threads:
+            lines += [
+                "",
+                "The engine process's CPU seconds per thread (medians; `driftline-column_*` "
+                "compute the numeric columns, `driftline-engine` decodes, windows and writes "
+                "the records, `kafka-io-*` is kafka-python's network thread, `MainThread` "
+                "polls): " + "; ".join(threads) + ".",
+            ]
     return [*lines, ""]
 
 
