@@ -163,7 +163,8 @@ class Span:
 class ThreadCPU:
     """CPU seconds of each thread of this process between two readings of every thread's
     run time (``/proc/self/task/TID/schedstat``, nanoseconds), by thread name: the first
-    when made, the last at ``read``. Only threads alive at ``read`` are counted (threads
+    when made, the last at ``read``; threads not started from Python (pyarrow's pool) are
+    counted as ``native``. Only threads alive at ``read`` are counted (threads
     started in between from 0), so read while the threads of interest still run."""
 
     def __init__(self) -> None:
@@ -187,7 +188,7 @@ class ThreadCPU:
             names = {t.native_id: t.name for t in threading.enumerate()}
             out: dict[str, float] = {}
             for tid, ns in self._times().items():
-                name = names.get(tid, "?")
+                name = names.get(tid, "native")  # not started from Python (pyarrow's)
                 out[name] = out.get(name, 0.0) + (ns - self.start.get(tid, 0)) / 1e9
             self.result = dict(sorted(out.items(), key=lambda kv: -kv[1]))
         return self.result

@@ -475,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
                     producer.terminate()
             stop_process(proc, 60)
         bare_n = min(total, args.bare_max)
-        bare_s = bare(broker, TOPIC, bare_n)
+        bare_s = bare(broker, TOPIC, bare_n)["seconds"]
         capacity = None
         if not args.no_capacity:
             log(f"capacity: the engine re-reads the first {bare_n:,} messages as fast as it can")
@@ -489,8 +489,8 @@ def main(argv: list[str] | None = None) -> int:
                 models=models,
                 group="soak-capacity",  # the soak's group committed the end of the topic
             )
-            cap_s, cap_windows = engine_run(cap_cfg, TOPIC, bare_n, tmp / "state-capacity")
-            capacity = {"messages": bare_n, "seconds": cap_s, "windows": cap_windows}
+            cap, cap_windows = engine_run(cap_cfg, TOPIC, bare_n, tmp / "state-capacity")
+            capacity = {"messages": bare_n, "seconds": cap["seconds"], "windows": cap_windows}
 
     # throughput: the post-warm-up samples taken while the producer was still sending
     post = [s for s in samples if warm_t is not None and warm_t <= s["t"] <= elapsed.value + 0.5]
