@@ -37,7 +37,9 @@ consumer, or the engine with its consumer, worker and kernel threads) and the br
 during the engine run, and the ratio the engine would reach *at full use* of every core,
 the bare run's seconds over (engine CPU-s + broker CPU-s) / cores. No schedule can beat
 that with the same CPU work, so it bounds what better overlap alone could give; past it,
-only less CPU per event helps. Results go to
+only less CPU per event helps. The cores are those this process may run on, which the
+broker, started from it, inherits; the broker's CPU is read in clock ticks (10 ms), coarse
+for ``--quick``. Other tenants' use of the machine is not measured. Results go to
 ``benchmarks/results/kafka_throughput.json`` (``-quick`` with ``--quick``).
 """
 

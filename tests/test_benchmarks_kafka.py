@@ -30,18 +30,28 @@ def kt():  # type: ignore[no-untyped-def]
 
 
 def test_a_process_is_found_by_its_listener_url_and_its_cpu_read(kt) -> None:  # type: ignore[no-untyped-def]
-    # a stand-in for the broker: busy for ~0.4 s of CPU, then asleep, with the URL in argv
-    spin = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.4: pass\n"
-    spin += "print('spun', flush=True)\ntime.sleep(30)"
+    # a stand-in for the broker: busy for ~0.4 s of CPU, then asleep, with the URL in argv;
+    # its name in /proc/PID/stat holds ") (" as a process name may (PR_SET_NAME), so the
+    # fields are found after the last ")"
+    spin = (
+        "import ctypes, time\n"
+        "ctypes.CDLL(None).prctl(15, b'a) (b', 0, 0, 0)\n"
+        "t = time.process_time()\n"
+        "while time.process_time() - t < 0.4: pass\n"
+        "print('spun', flush=True)\n"
+        "time.sleep(30)"
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-c", spin, "--listener-url", "tcp://127.0.0.1:1"],
+        [sys.executable, "-c", spin, "--listener-url", "tcp://127.0.0.1:12"],
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         assert proc.stdout is not None and proc.stdout.readline() == "spun\n"
-        assert kt.broker_pid("127.0.0.1:1") == proc.pid
-        assert kt.broker_pid("127.0.0.1:2") is None  # another port: no such process
+        assert "a) (b" in Path(f"/proc/{proc.pid}/stat").read_text()
+        assert kt.broker_pid("127.0.0.1:12") == proc.pid
+        assert kt.broker_pid("127.0.0.1:1") is None  # a prefix of the URL is another port
+        assert kt.broker_pid("127.0.0.1:2") is None
         spent = kt.cpu_seconds(proc.pid)
         assert 0.35 <= spent < 5.0
         time.sleep(0.2)  # asleep: no more CPU
@@ -55,11 +65,16 @@ def test_a_process_is_found_by_its_listener_url_and_its_cpu_read(kt) -> None:  #
     assert math.isnan(kt.cpu_seconds(None))
 
 
-def test_span_counts_this_process_and_the_brokers_cpu(kt) -> None:  # type: ignore[no-untyped-def]
+def test_span_counts_every_thread_of_this_process(kt) -> None:  # type: ignore[no-untyped-def]
+    def spin() -> None:
+        t = time.thread_time()
+        while time.thread_time() - t < 0.2:
+            pass
+
     span = kt.Span(None)
-    t = time.process_time()
-    while time.process_time() - t < 0.2:
-        pass
+    other = threading.Thread(target=spin)  # the engine's work is on threads of its own
+    other.start()
+    other.join()
     took = span.stop()
     assert took["cpu_s"] >= 0.2 and took["seconds"] >= 0.2
     assert math.isnan(took["broker_cpu_s"])  # no broker process given
@@ -81,12 +96,14 @@ def test_cores_busy_and_the_ratio_at_full_use(kt) -> None:  # type: ignore[no-un
 
 def test_thread_cpu_is_counted_by_thread_name(kt) -> None:  # type: ignore[no-untyped-def]
     go, done = threading.Event(), threading.Event()
+    finished = [threading.Event(), threading.Event()]
 
-    def spin(seconds: float) -> None:
+    def spin(seconds: float, finish: threading.Event) -> None:
         go.wait()
         t = time.thread_time()
         while time.thread_time() - t < seconds:
             pass
+        finish.set()
         done.wait()  # alive, idle, until the reading
 
     spun = threading.Event()
@@ -103,14 +120,15 @@ def test_thread_cpu_is_counted_by_thread_name(kt) -> None:  # type: ignore[no-un
     spun.wait()
     spent = kt.ThreadCPU()  # "before" ran 0.2 s before this: not counted
     workers = [
-        threading.Thread(target=spin, args=(0.3,), name="spinner"),
-        threading.Thread(target=spin, args=(0.1,), name="spinner"),
+        threading.Thread(target=spin, args=(0.3, finished[0]), name="spinner"),
+        threading.Thread(target=spin, args=(0.1, finished[1]), name="spinner"),
         threading.Thread(target=done.wait, name="sleeper"),
     ]
     for w in workers:
         w.start()
     go.set()
-    time.sleep(1.0)  # the spinners finish their CPU seconds (on any number of cores)
+    for f in finished:
+        assert f.wait(60)
     by_name = spent.read()
     done.set()
     for w in [early, *workers]:

@@ -1,0 +1,34 @@
+"""benchmarks/runtime_memory.py: each step measured in a fresh interpreter."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs /proc")
+
+
+@pytest.fixture(scope="module")
+def rm():  # type: ignore[no-untyped-def]
+    sys.path.insert(0, str(BENCH))
+    try:
+        import runtime_memory
+
+        yield runtime_memory
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def test_each_step_is_measured_in_a_fresh_interpreter(rm) -> None:  # type: ignore[no-untyped-def]
+    numpy = rm.measure(rm.STEPS["numpy"])
+    kernels = rm.measure(rm.STEPS["... + first kernel calls"])
+    # anonymous and file-backed parts add up to the resident size (to the kB's rounding)
+    for m in (numpy, kernels):
+        assert m["anon"] + m["file"] == pytest.approx(m["rss"], abs=2.0)
+    assert numpy["llvm"] == 0  # numpy alone maps no LLVM
+    assert 0 < kernels["llvm"] < kernels["file"]  # Numba's kernels did: part of the files
+    assert kernels["rss"] > numpy["rss"] + kernels["llvm"]  # fresh: numpy's again, and more
