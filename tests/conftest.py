@@ -1,7 +1,10 @@
+import importlib
 import itertools
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from brokers import tansu
@@ -62,3 +65,17 @@ def topic(broker: str, request: pytest.FixtureRequest) -> str:
     finally:
         admin.close()
     return name
+
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def bench_module() -> Iterator[Callable[[str], ModuleType]]:
+    """Imports a script of benchmarks/ by name (the folder is on ``sys.path`` for the
+    test module's duration, as when the scripts run)."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        yield importlib.import_module
+    finally:
+        sys.path.remove(str(BENCHMARKS))

@@ -13,20 +13,12 @@ from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
-
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 
 
 @pytest.fixture(scope="module")
-def kt():  # type: ignore[no-untyped-def]
-    sys.path.insert(0, str(BENCH))
-    try:
-        import kafka_throughput
-
-        yield kafka_throughput
-    finally:
-        sys.path.remove(str(BENCH))
+def kt(bench_module):  # type: ignore[no-untyped-def]
+    return bench_module("kafka_throughput")
 
 
 def test_a_process_is_found_by_its_listener_url_and_its_cpu_read(kt) -> None:  # type: ignore[no-untyped-def]

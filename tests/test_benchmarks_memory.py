@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
-
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs /proc")
 
 
 @pytest.fixture(scope="module")
-def rm():  # type: ignore[no-untyped-def]
-    sys.path.insert(0, str(BENCH))
-    try:
-        import runtime_memory
-
-        yield runtime_memory
-    finally:
-        sys.path.remove(str(BENCH))
+def rm(bench_module):  # type: ignore[no-untyped-def]
+    return bench_module("runtime_memory")
 
 
 def test_each_step_is_measured_in_a_fresh_interpreter(rm) -> None:  # type: ignore[no-untyped-def]
