@@ -155,7 +155,7 @@ def tool_driftline(data: Data, window: int, mode: str) -> Any:
         for j, name in enumerate(data.numeric):
             # the window before's sorted values, for the two-window shift test
             window_stats[name], prev_sorted[name] = numeric_statistics_and_sorted(
-                refs[j], data.srv_num[sl, j], 0, prev_sorted.get(name)
+                refs[j], data.srv_num[sl, j], before=prev_sorted.get(name)
             )
         for j, name in enumerate(data.categorical):
             codes = data.srv_cat[sl, j]

@@ -401,11 +401,14 @@ def main(argv: list[str] | None = None) -> int:
         log(f"== {name} ({time.perf_counter() - t0:.1f} s): delays {summary}")
 
     alibi_info: dict[str, Any] | None = None
+    alibi_not_run = None
     out = directory / "alibi.json"
-    if a.reuse_alibi and not a.no_alibi:
+    if a.no_alibi:
+        alibi_not_run = a.no_alibi_reason or "--no-alibi"
+    elif a.reuse_alibi:
         alibi_info = reused_alibi(out, npz)
         log(f"== Alibi Detect online detectors: the alarms in {out} ({alibi_info['reused']})")
-    elif ALIBI_PYTHON.exists() and not a.no_alibi:
+    elif ALIBI_PYTHON.exists():
         log("== Alibi Detect online detectors (expected-run-time calibration per stream)")
         subprocess.run(
             [
@@ -421,17 +424,14 @@ def main(argv: list[str] | None = None) -> int:
             cwd=REPO_ROOT,
         )
         alibi_info = json.loads(out.read_text())
+    else:
+        alibi_not_run = ".venv-bench-alibi missing: make bench-peers"
     if alibi_info is not None:
         for name, per in alibi_info["streams"].items():
             for det, r in per.items():
                 results[name]["detectors"][f"Alibi {det}"] = score(
                     r["alarms"], results[name]["change"], a.events
                 )
-    alibi_not_run = None
-    if a.no_alibi:
-        alibi_not_run = a.no_alibi_reason or "--no-alibi"
-    elif alibi_info is None:
-        alibi_not_run = ".venv-bench-alibi missing: make bench-peers"
     if alibi_not_run:
         log(f"== Alibi Detect: not run ({alibi_not_run})")
 

@@ -223,12 +223,20 @@ def bare(broker: str, topic: str, messages: int, pid: int | None = None) -> dict
 
 
 def engine_run(
-    config: Path, topic: str, messages: int, state: Path, pid: int | None = None
+    config: Path,
+    topic: str,
+    messages: int,
+    state: Path,
+    pid: int | None = None,
+    sink_settings: tuple[int, int] = (sink_module.LINGER_MS, sink_module.BATCH_BYTES),
 ) -> tuple[dict[str, Any], int]:
+    """The engine (``driftline serve``'s Server) over ``messages`` messages of ``topic``;
+    ``sink_settings``: its record producer's linger (ms) and batch size (bytes)."""
     cfg = cfgmod.load(config)
     from driftline.connectors.kafka import KafkaSink, KafkaSource
 
-    sink = KafkaSink(cfg.kafka)
+    linger_ms, batch_bytes = sink_settings
+    sink = KafkaSink(cfg.kafka, linger_ms=linger_ms, batch_bytes=batch_bytes)
     engine = Engine(cfg, sink)
     done = (topic, 0)
     threads = ThreadCPU()
@@ -383,7 +391,6 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--repeat must be at least 1")
     if args.quick:
         args.events = 100_000
-    sink_module.LINGER_MS, sink_module.BATCH_BYTES = args.sink_linger_ms, args.sink_batch_bytes
     logging.basicConfig(level=logging.WARNING)
     tmp = Path(tempfile.mkdtemp(prefix="driftline-kafka-bench-"))
     ref, serving = workload(args.events, args.features)
@@ -442,7 +449,14 @@ def main(argv: list[str] | None = None) -> int:
                     args.window,
                     group=f"bench-{fmt}-{r}",
                 )
-                e, windows = engine_run(cfg, fmt, messages[fmt], state, pid)
+                e, windows = engine_run(
+                    cfg,
+                    fmt,
+                    messages[fmt],
+                    state,
+                    pid,
+                    (args.sink_linger_ms, args.sink_batch_bytes),
+                )
                 run = {
                     "bare_seconds": b["seconds"],
                     "engine_seconds": e["seconds"],

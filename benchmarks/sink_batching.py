@@ -44,15 +44,11 @@ SETTINGS = {
 }
 
 
-def publish_cpu(cfg: KafkaConfig, linger_ms: int, batch: int, records: int, size: int,
-                every: float) -> float:  # fmt: skip
+def publish_cpu(
+    cfg: KafkaConfig, linger_ms: int, batch: int, records: int, size: int, every: float
+) -> float:
     """CPU seconds of the process while the sink publishes and flushes the records."""
-    saved = sink_module.LINGER_MS, sink_module.BATCH_BYTES
-    sink_module.LINGER_MS, sink_module.BATCH_BYTES = linger_ms, batch
-    try:
-        sink = sink_module.KafkaSink(cfg)
-    finally:
-        sink_module.LINGER_MS, sink_module.BATCH_BYTES = saved
+    sink = sink_module.KafkaSink(cfg, linger_ms=linger_ms, batch_bytes=batch)
     record = {"model": "bench", "version": "1", "kind": "skew", "payload": "x" * size}
     sink.publish(record)  # connected, metadata fetched: not timed
     sink.flush()

@@ -427,8 +427,13 @@ class KafkaSink:
         *,
         flush_timeout: float = 30.0,
         stop: threading.Event | None = None,
+        linger_ms: int = LINGER_MS,
+        batch_bytes: int = BATCH_BYTES,
     ) -> None:
         self.cfg = cfg
+        self.linger_ms = linger_ms
+        self.batch_bytes = batch_bytes
+        """The producer's batching (a benchmark compares other settings)."""
         self.windows_topic = cfg.topics.windows
         self.dead_letter_topic = cfg.topics.dead_letter
         self.alerts_topic = cfg.topics.alerts
@@ -451,8 +456,8 @@ class KafkaSink:
                 # in a batch and 100 ms to gather them, far fewer requests go out
                 # (benchmarks/sink_batching.py: 200 records of 11 kB, 0.30 -> 0.11 CPU-s). A
                 # checkpoint flushes at once, so offsets are not committed later for it.
-                linger_ms=LINGER_MS,
-                batch_size=BATCH_BYTES,
+                linger_ms=self.linger_ms,
+                batch_size=self.batch_bytes,
                 max_request_size=MAX_REQUEST_BYTES,
                 allow_auto_create_topics=False,
                 reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,

@@ -205,7 +205,7 @@ class DatasetDriftDetector:
                 stats[name] = None
             elif isinstance(ref, NumericReference):
                 num, sorted_now[name] = numeric_statistics_and_sorted(
-                    ref, np.asarray(values, dtype=np.float64), 0, self._sorted_before.get(name)
+                    ref, np.asarray(values, dtype=np.float64), before=self._sorted_before.get(name)
                 )
                 stats[name] = num
             else:

@@ -5,26 +5,16 @@ them, and the agreement and detection scoring that compare the two."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
-
 
 @pytest.fixture(scope="module")
-def bench_modules():  # type: ignore[no-untyped-def]
-    sys.path.insert(0, str(BENCH))
-    try:
-        import _peer_run
-        import _peer_stats
-        import scipy_reference
-        import workload
-
-        yield workload, _peer_run, _peer_stats, scipy_reference
-    finally:
-        sys.path.remove(str(BENCH))
+def bench_modules(bench_module):  # type: ignore[no-untyped-def]
+    return tuple(
+        bench_module(m) for m in ("workload", "_peer_run", "_peer_stats", "scipy_reference")
+    )
 
 
 def test_driftline_and_scipy_paths_agree(tmp_path: Path, bench_modules) -> None:  # type: ignore[no-untyped-def]

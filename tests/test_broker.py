@@ -14,7 +14,7 @@ from kafka import errors as kafka_errors
 from kafka_io import read_all
 
 from driftline.config import KafkaConfig, Topics
-from driftline.connectors.kafka import KafkaSource
+from driftline.connectors.kafka import BATCH_BYTES, LINGER_MS, KafkaSink, KafkaSource
 from driftline.events import ARROW, JSON, Decoded, FieldMap, decode_batch
 
 
@@ -125,3 +125,16 @@ def test_a_truncated_log_moves_the_source_back_and_is_reported(
         assert again == list(range(500 - want, 500))
     finally:
         source.close()
+
+
+def test_the_sinks_producer_batches_as_it_is_given(broker: str) -> None:
+    """The window-record producer's linger and batch size: the sink's defaults, or what a
+    caller passes (benchmarks/sink_batching.py compares the two)."""
+    cfg = KafkaConfig(bootstrap_servers=broker)
+    sinks = [KafkaSink(cfg), KafkaSink(cfg, linger_ms=20, batch_bytes=16_384)]
+    try:
+        got = [(s.producer.config["linger_ms"], s.producer.config["batch_size"]) for s in sinks]
+    finally:
+        for s in sinks:
+            s.close()
+    assert got == [(LINGER_MS, BATCH_BYTES), (20, 16_384)]
