@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DATA ?= examples/data
 
-.PHONY: install demo example test lint typecheck bench bench-peers bench-all clean
+.PHONY: install demo example test test-random lint typecheck bench bench-peers bench-all clean
 
 $(BIN)/driftline: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -39,6 +39,12 @@ example: install
 
 test: install $(MLFLOW_VENV)/bin/mlflow
 	$(BIN)/python -m pytest
+
+# The property-based tests with fresh random examples, ten times as many: make
+# test draws the same examples every run (Hypothesis' derandomize); this hunts new ones
+PROPERTY_TESTS = $(shell grep -l '^from hypothesis' tests/test_*.py)
+test-random: install $(MLFLOW_VENV)/bin/mlflow
+	HYPOTHESIS_PROFILE=random $(BIN)/python -m pytest -q -p no:cacheprovider $(PROPERTY_TESTS)
 
 lint: install
 	$(BIN)/ruff check .

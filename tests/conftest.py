@@ -14,10 +14,20 @@ from services import missing_service
 
 from driftline.example import write_example, write_example_baseline
 
+# make test and CI: the same examples every run (derandomize), so that a red run is the
+# change's and not a newly drawn example's; make test-random draws fresh ones
 settings.register_profile(
-    "ci", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    "ci",
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile("dev", max_examples=50, deadline=None)
+# make test-random: fresh examples, ten times as many, to find the rare case before CI does
+settings.register_profile(
+    "random", max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
