@@ -203,7 +203,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="leave the engine, its API and status page up until Ctrl-C",
     )
-    dm.add_argument("--api-port", type=_port, default=8080, help="the API's port (default 8080)")
+    dm.add_argument(
+        "--api-port",
+        type=_port,
+        default=8080,
+        help="the API's port (default 8080; 0: a free one, picked by serve and printed)",
+    )
     dm.add_argument(
         "--http",
         action="store_true",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -251,10 +252,37 @@ def wait_for(what: str, check: Callable[[], Any], proc: subprocess.Popen[bytes],
             if value:
                 return value
         if proc.poll() is not None:
-            raise DemoError(f"driftline serve exited ({proc.returncode}) waiting for {what}: {log}")
+            last = _last_line(log)
+            raise DemoError(
+                f"driftline serve exited ({proc.returncode}) waiting for {what}"
+                + (f": {last}" if last else "")
+                + f" (engine log: {log})"
+            )
         if time.monotonic() > deadline:
             raise DemoError(f"timed out waiting for {what} (engine log: {log})")
         time.sleep(0.2)
+
+
+def _last_line(log: Path) -> str:
+    """The log's last non-empty line: why serve stopped, as it said it."""
+    with contextlib.suppress(OSError):
+        for line in reversed(log.read_text(errors="replace").splitlines()):
+            if line.strip():
+                return line.strip()
+    return ""
+
+
+_API_URL = re.compile(r"API on (http://\S+) ")
+
+
+def api_url(log: Path) -> str | None:
+    """The API's URL as serve logged it once listening ("API on http://host:port ..."):
+    how the demo finds the port serve picked for ``port = 0``."""
+    with contextlib.suppress(OSError):
+        found = _API_URL.search(log.read_text(errors="replace"))
+        if found:
+            return found.group(1)
+    return None
 
 
 # -- the story -----------------------------------------------------------------------------
@@ -452,8 +480,12 @@ def _story(
             env=env,
             cwd=root,
         )
-    api = Api(f"http://127.0.0.1:{opts.api_port}", token)
     try:
+        if opts.api_port == 0:  # serve picks a free port and logs it
+            base = wait_for("the engine's API", lambda: api_url(log), proc, log)
+        else:
+            base = f"http://127.0.0.1:{opts.api_port}"
+        api = Api(base, token)
         wait_for("the engine to be ready", lambda: api.get("/readyz")["ready"], proc, log)
         say.note(f"engine ready: status page {api.base}/  (config {config}, log {log})")
         send = KafkaSend(say, bootstrap) if bootstrap is not None else HttpSend(say, api)

@@ -4,13 +4,13 @@ process, real webhook receivers; the story's steps happen and are printed."""
 from __future__ import annotations
 
 import io
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import orjson
 import pytest
-from brokers import free_port
 
 from driftline import demo
 from driftline.action_store import ActionStore
@@ -20,16 +20,14 @@ from driftline.connectors.sqlite_registry import SqliteRegistry
 def test_the_demo_tells_the_whole_story(tmp_path: Path) -> None:
     where = tmp_path / "demo"
     r = subprocess.run(
-        [sys.executable, "-m", "driftline", "demo", "--dir", str(where),
-         "--api-port", str(free_port())],
+        [sys.executable, "-m", "driftline", "demo", "--dir", str(where), "--api-port", "0"],
         capture_output=True, timeout=180,
     )  # fmt: skip
     assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
     check_story(where, r.stdout.decode())  # bytes: a \r would stay a \r
 
     again = subprocess.run(  # a second run starts over in the same directory
-        [sys.executable, "-m", "driftline", "demo", "--dir", str(where),
-         "--api-port", str(free_port())],
+        [sys.executable, "-m", "driftline", "demo", "--dir", str(where), "--api-port", "0"],
         capture_output=True, text=True, timeout=180,
     )  # fmt: skip
     assert again.returncode == 0, again.stderr[-3000:]
@@ -89,12 +87,39 @@ def test_a_state_directory_not_the_demos_is_not_overwritten(tmp_path: Path) -> N
     assert "holds a state directory not written by the demo" in r.stderr
 
 
+def test_a_taken_api_port_stops_the_demo_with_serves_reason(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = subprocess.run(
+            [sys.executable, "-m", "driftline", "demo", "--dir", str(tmp_path), "--http",
+             "--api-port", str(port)],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert f"api: cannot listen on 127.0.0.1:{port}: Address already in use" in r.stderr
+    assert str(tmp_path / "serve.log") in r.stderr
+
+
+def test_the_api_url_is_read_from_serves_log(tmp_path: Path) -> None:
+    log = tmp_path / "serve.log"
+    assert demo.api_url(log) is None  # not written yet
+    log.write_text("2026-11-23 09:00:00 INFO driftline.state: restored\n")
+    assert demo.api_url(log) is None
+    log.write_text(
+        log.read_text() + "2026-11-23 09:00:01 INFO driftline.http: API on "
+        "http://127.0.0.1:40123 (status page /, OpenAPI /docs, metrics /metrics)\n"
+    )
+    assert demo.api_url(log) == "http://127.0.0.1:40123"
+
+
 def test_without_the_broker_binary_the_same_story_runs_over_http(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(demo, "tansu_binary", lambda: None)
     out = io.StringIO()
-    code = demo.run_demo(demo.DemoOptions(tmp_path, out=out, api_port=free_port()))
+    code = demo.run_demo(demo.DemoOptions(tmp_path, out=out, api_port=0))
     assert code == 0, out.getvalue()[-3000:]
     text = out.getvalue()
     assert "pip install 'driftline[demo]'" in text  # it says what is missing
