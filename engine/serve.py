@@ -163,6 +163,7 @@ class Server:
         state: StateDir,
         opts: ServeOptions,
         service: Service | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.config = config
         self.engine = engine
@@ -172,7 +173,8 @@ class Server:
         self.lag: dict[Partition, int] = {}
         """Messages behind each partition's end (``driftline_consumer_lag``), refreshed about
         every second on the main thread."""
-        self.stop = threading.Event()
+        self.stop = stop if stop is not None else threading.Event()
+        """Set to drain and stop; given, when signals set it before the server exists."""
         self.worker = _Worker()
         self.source = source_factory(on_revoked=self._revoked, on_assigned=self._assigned)
         self.faults = service.faults if service is not None else Faults()
@@ -626,6 +628,10 @@ def serve(config: Config, opts: ServeOptions) -> int:
         registry = open_registry(config.registry, config.path.parent)
         resolver = RegistryBaselines(registry, ConfigBaselines(config), config.baseline_dirs)
         tags = RetriedHealthTags(registry)
+    # From the moment the state directory is ours, SIGTERM drains: a signal during the rest
+    # of the start-up (clients, the engine, the API) stops the engine once it runs, exit 0
+    stop = threading.Event()
+    install_signal_handlers(stop)
     with StateDir(config.state_dir) as state:
         sink = _sink(config)
         recent = Recent(sink, keep=config.api.keep_windows)
@@ -662,7 +668,7 @@ def serve(config: Config, opts: ServeOptions) -> int:
                 render=alerting.options,
                 store=acting.store if acting is not None else None,
             )
-            server = Server(config, engine, factory, state, opts, service)
+            server = Server(config, engine, factory, state, opts, service, stop)
             if tags is not None:
                 server.periodic.append(tags.retry)
             if config.kafka.enabled:
@@ -671,7 +677,6 @@ def serve(config: Config, opts: ServeOptions) -> int:
             if config.api.enabled:
                 http = api_server(config, service, server, alerting, acting, token)
                 http.start()
-            install_signal_handlers(server.stop)
             server.run()
         finally:
             if http is not None:

@@ -24,6 +24,9 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile("dev", max_examples=50, deadline=None)
+# CI's second pass with NUMBA_DISABLE_JIT (kernels run as Python, slower): fewer examples,
+# the same every run as in "ci"
+settings.register_profile("ci-nojit", settings.get_profile("ci"), max_examples=50)
 # make test-random: fresh examples, ten times as many, to find the rare case before CI does
 settings.register_profile(
     "random", max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow]

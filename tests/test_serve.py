@@ -98,6 +98,16 @@ def serve(config: Path, *args: str, **kw: Any) -> subprocess.Popen[str]:
     )
 
 
+def wait_for_lock(state: Path, proc: subprocess.Popen[str], timeout: float = 30) -> None:
+    """Until ``proc`` holds the state directory (the lock file names its pid)."""
+    deadline = time.monotonic() + timeout
+    lock, holder = state / "lock", f"driftline pid {proc.pid}\n"
+    while not (lock.exists() and lock.read_text() == holder):
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, f"{state} not locked by {proc.pid} after {timeout} s"
+        time.sleep(0.01)
+
+
 def finish(proc: subprocess.Popen[str], timeout: float = 120) -> str:
     _, err = proc.communicate(timeout=timeout)
     assert proc.returncode == 0, err[-3000:]
@@ -306,15 +316,18 @@ def test_start_up_errors_exit_2_naming_the_fault(broker: str, data: Path, tmp_pa
     assert proc.returncode == 2 and "state.bogus: unknown key" in err
     # --create-topics creates them; a second engine on the same state dir is refused
     first = serve(cfg, "--create-topics")
-    deadline = time.monotonic() + 30
-    while not (tmp_path / "state" / "lock").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.5)
+    wait_for_lock(tmp_path / "state", first)
     second = serve(cfg)
     _, err = second.communicate(timeout=60)
     first.send_signal(signal.SIGTERM)
     finish(first, timeout=30)
     assert second.returncode == 2 and "is in use by driftline pid" in err
+    # SIGTERM while the start-up is still under way (clients, engine, API): drained, exit 0
+    third = serve(cfg)
+    wait_for_lock(tmp_path / "state", third)
+    third.send_signal(signal.SIGTERM)
+    err = finish(third, timeout=60)
+    assert "SIGTERM: draining" in err and "drained: checkpoint written" in err
     # the API's port is taken
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
