@@ -85,9 +85,19 @@ def mlflow_server(executable: Path, directory: Path, port: int | None = None) ->
                     f"{log.read_text(errors='replace')[-3000:]}"
                 )
             time.sleep(0.2)
+        _warm(address)
         yield address
     finally:
         _stop(proc)
+
+
+def _warm(address: str) -> None:
+    """One registry request with a long timeout: /health answers before the server has
+    built its model-registry store (on the first registry request, a schema check), which
+    would make a test's first request, with a client timeout of 1-2 s, time out."""
+    url = f"{address}/api/2.0/mlflow/registered-models/search?max_results=1"
+    with urllib.request.urlopen(url, timeout=60) as response:
+        response.read()
 
 
 def _healthy(address: str) -> bool:
