@@ -53,6 +53,7 @@ from services import missing_service
 from driftline.connectors.mlflow_registry import MlflowRegistry
 from driftline.connectors.sqlite_registry import SqliteRegistry
 from driftline.connectors.tansu import free_port, tansu
+from driftline.demo import api_url
 from driftline.registry import HEALTH_TAG, register
 
 DRIFTLINE = [sys.executable, "-m", "driftline"]
@@ -79,13 +80,14 @@ def wait_for(check: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
 
 
 class Engine:
-    """One ``driftline serve`` process with its API on ``port``; its log in a file (a pipe
-    would fill up and stall a long-running process)."""
+    """One ``driftline serve`` process with its API on ``port`` (0: the free port serve
+    picks, read from its log; a port chosen by the test could be taken before serve binds
+    it); its log in a file (a pipe would fill up and stall a long-running process)."""
 
     def __init__(
         self, config: Path, port: int, *args: str, env: dict[str, str] | None = None
     ) -> None:
-        self.port = port
+        self._port = port
         self.log = config.parent / f"serve-{time.monotonic_ns()}.log"
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
@@ -98,10 +100,20 @@ class Engine:
     def text(self) -> str:
         return self.log.read_text(errors="replace")
 
+    @property
+    def base(self) -> str | None:
+        """The API's address; None while serve has not logged it yet (port 0)."""
+        if self._port:
+            return f"http://127.0.0.1:{self._port}"
+        return api_url(self.log)
+
     def get(self, path: str) -> tuple[int, Any]:
         """Status and JSON body of a GET; (0, None) when nothing answers."""
+        base = self.base
+        if base is None:
+            return 0, None
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
+            with urllib.request.urlopen(f"{base}{path}", timeout=5) as r:
                 body = r.read()
                 status = r.status
         except urllib.error.HTTPError as exc:
@@ -179,10 +191,11 @@ def setup(
     broker: str, name: str, data: Path, tmp_path: Path, extra: str = "", interval: str = "1s"
 ) -> tuple[dict[str, str], Path, int]:
     """Fresh topics (named fault-NAME: the session's broker is shared with
-    tests/test_serve.py), and a config reading them with its API on a free port."""
+    tests/test_serve.py), and a config reading them with its API on a free port that serve
+    picks (port 0, returned for :class:`Engine`)."""
     topics = topics_for(f"fault-{name}")
     create_topics(broker, topics.values())
-    port = free_port()
+    port = 0
     cfg = write_config(
         tmp_path / f"{name}.toml",
         broker,
@@ -479,10 +492,10 @@ def test_broker_killed_and_restarted_empty_the_engine_reconnects_and_reports_the
     bootstrap = f"127.0.0.1:{port}"
     cfg = write_config(
         tmp_path / "restart.toml", bootstrap, topics, data / "fraud.dlb", tmp_path / "state",
-        window=f"size = {WINDOW}", api=f"port = {(api := free_port())}",
+        window=f"size = {WINDOW}", api="port = 0",
     )  # fmt: skip
     group = f"g-{tmp_path.name}"
-    with engine(cfg, api) as e:
+    with engine(cfg, 0) as e:
         with tansu(tmp_path / "broker-1.log", port=port):
             create_topics(bootstrap, topics.values())
             produce_events(bootstrap, topics["inference"], evs[:6000])
