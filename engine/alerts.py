@@ -549,6 +549,7 @@ class Alerter:
         counters: AlertCounters | None = None,
         clock: Callable[[], float] = time.time,
         alertname: str = ALERTNAME,
+        republish: Callable[[Alert], None] | None = None,
     ) -> None:
         if len(set(receivers)) != len(receivers):
             raise ConfigError(f"alerts.receivers: names must be unique, got {list(receivers)}")
@@ -557,6 +558,13 @@ class Alerter:
         self.counters = counters if counters is not None else AlertCounters()
         self.clock = clock
         self.alertname = alertname
+        self.republish = republish
+        """Called with the stored alert when a change repeats it exactly (the same status
+        and severity): after a crash the engine replays the windows since its last
+        checkpoint and their changes again, and while the receivers have had the alert
+        (the outbox is durable), what was published to the alerts topic after that
+        checkpoint may have been lost with the process. The topic gets it again, as the
+        windows topic gets the replayed windows' records again: at least once."""
         self._lock = threading.Lock()
 
     def on_change(self, model: str, version: str, change: Change) -> Alert | None:
@@ -590,6 +598,20 @@ class Alerter:
                     alert.status,
                 )
                 self.counters.inc(model, alert.severity, "deduplicated")
+                exact = last is not None and (last.status, last.severity) == (
+                    alert.status,
+                    alert.severity,
+                )
+                if self.republish is not None and exact:
+                    try:
+                        stored = self.outbox.last_alert(fp)
+                    except AlertError as exc:
+                        log.error(
+                            "model %r version %r: not published again: %s", model, version, exc
+                        )
+                    else:
+                        if stored is not None:
+                            self.republish(stored)
                 return None
             try:
                 self.outbox.enqueue(alert, self.receivers)

@@ -396,6 +396,16 @@ class Outbox(SqliteFile):
     def pending(self) -> int:
         return self.counts()["pending"]
 
+    def last_alert(self, fingerprint: str) -> Alert | None:
+        """The last alert stored for ``fingerprint``, looked up in the last 1,000 of the
+        history (newest first); None when it is not among them."""
+        rows = self._read("SELECT alert FROM history ORDER BY id DESC LIMIT 1000")
+        for (record,) in rows:
+            alert = Alert.from_record(record)
+            if alert.fingerprint == fingerprint:
+                return alert
+        return None
+
     def history(self, limit: int = 100) -> list[Alert]:
         """The alerts stored, newest first (the last ``max_rows`` are kept)."""
         rows = self._read("SELECT alert FROM history ORDER BY id DESC LIMIT ?", (limit,))

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from driftline.action_store import ActionStore
 from driftline.actions import Policies
-from driftline.alerts import AlertCounters, Alerter, render_json
+from driftline.alerts import Alert, AlertCounters, Alerter, render_json
 from driftline.config import Config
 from driftline.connectors.webhooks import Dispatcher, read_env
 from driftline.engine import Engine, Messages
@@ -479,7 +479,12 @@ class Alerting:
         self.sink = sink
         self.counters = AlertCounters()  # driftline_alerts_total
         self.outbox = Outbox(path, max_rows=cfg.outbox_max_rows, policy=cfg.retry)
-        self.alerter = Alerter(self.outbox, [r.name for r in cfg.receivers], counters=self.counters)
+        self.alerter = Alerter(
+            self.outbox,
+            [r.name for r in cfg.receivers],
+            counters=self.counters,
+            republish=self._publish,
+        )
         self.dispatcher = (
             Dispatcher(self.outbox, cfg.receivers, options=cfg.render, counters=self.counters)
             if cfg.receivers
@@ -491,10 +496,14 @@ class Alerting:
             self.dispatcher.start()
 
     def __call__(self, model: str, version: str, change: Change) -> None:
-        # None: a repeat, or refused by a full outbox (the alerter logs and counts both)
+        # None: a repeat (published again by the alerter: at least once on the topic), or
+        # refused by a full outbox (the alerter logs and counts both)
         alert = self.alerter.on_change(model, version, change)
         if alert is not None:
-            self.sink.publish_alert(alert.fingerprint, render_json(alert, self.options))
+            self._publish(alert)
+
+    def _publish(self, alert: Alert) -> None:
+        self.sink.publish_alert(alert.fingerprint, render_json(alert, self.options))
 
     def close(self) -> None:
         if self.dispatcher is not None:

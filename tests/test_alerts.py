@@ -14,12 +14,14 @@ import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from receivers import Answer, HookServer, alertmanager
+from test_engine import config
 
 from driftline.alerts import (
     ALERTNAME,
@@ -39,6 +41,7 @@ from driftline.connectors.webhooks import Dispatcher, Receiver, sign, verify_sig
 from driftline.exceptions import AlertError, ConfigError, OutboxFull
 from driftline.health import Change, Health
 from driftline.outbox import Outbox, RetryPolicy
+from driftline.serve import Alerting
 
 OK, WARN, CRIT = Health.OK, Health.WARNING, Health.CRITICAL
 NOW = 1_795_300_000.25
@@ -418,6 +421,52 @@ def test_alerter_drops_a_repeat_and_survives_restart(tmp_path: Path) -> None:
     up = again.on_change("fraud", "8", Change(OK, CRIT, 10, ()))
     assert up is not None and up.replaces == "warning" and up.starts_at == NOW
     box.close()
+
+
+def test_an_exact_repeat_is_published_to_the_topic_again(tmp_path: Path) -> None:
+    """After a crash the engine replays the windows since its last checkpoint: a change it
+    had made again repeats an alert the receivers have had (not queued again), while what
+    was published to the alerts topic after that checkpoint may be lost. The stored alert
+    is handed to ``republish`` again, the same alert; a change that only resembles the last
+    (resolving a warning when a critical was resolved) is not."""
+    box = Outbox(tmp_path / "outbox.db")
+    topic: list[Alert] = []
+    alerter = Alerter(box, ["a"], clock=lambda: NOW, republish=topic.append)
+    warn = alerter.on_change("fraud", "7", Change(OK, WARN, 3, ("psi",)))
+    other = alerter.on_change("fraud", "8", Change(OK, CRIT, 3, ()))  # stored after it
+    assert warn is not None and other is not None and topic == []
+    assert alerter.on_change("fraud", "7", Change(OK, WARN, 3, ("psi",))) is None  # replayed
+    assert [a.to_record() for a in topic] == [warn.to_record()]
+    assert box.counts()["pending"] == 2  # the receivers' rows are not queued again
+    end = alerter.on_change("fraud", "7", Change(WARN, OK, 6, ()))
+    assert end is not None and end.status == "resolved"
+    assert alerter.on_change("fraud", "7", Change(WARN, OK, 6, ())) is None
+    assert topic[1:] == [end]
+    assert alerter.on_change("fraud", "7", Change(CRIT, OK, 7, ())) is None  # not the same
+    assert len(topic) == 2
+    box.close()
+
+
+def test_serves_alerting_publishes_a_replayed_alert_again(data: Path, tmp_path: Path) -> None:
+    """``driftline serve``'s wiring: the alerts topic gets a replayed change's alert again,
+    the same document (the rendering is the stored alert's)."""
+
+    class Topic:
+        def __init__(self) -> None:
+            self.sent: list[tuple[str, dict[str, Any]]] = []
+
+        def publish_alert(self, fingerprint: str, alert: dict[str, Any]) -> None:
+            self.sent.append((fingerprint, alert))
+
+    sink = Topic()
+    alerting = Alerting(config(data, tmp_path), sink)
+    try:
+        alerting("fraud", "7", Change(OK, CRIT, 4, ("psi",)))
+        alerting("fraud", "7", Change(OK, CRIT, 4, ("psi",)))  # the replay after a crash
+    finally:
+        alerting.close()
+    assert len(sink.sent) == 2 and sink.sent[0] == sink.sent[1]
+    assert sink.sent[0][1]["health"] == "critical"
 
 
 def test_a_firing_alert_after_a_resolved_one_replaces_nothing(outbox: Outbox) -> None:
