@@ -28,7 +28,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -495,10 +495,13 @@ def test_broker_killed_and_restarted_empty_the_engine_reconnects_and_reports_the
         window=f"size = {WINDOW}", api="port = 0",
     )  # fmt: skip
     group = f"g-{tmp_path.name}"
-    with engine(cfg, 0) as e:
+    with ExitStack() as running:
         with tansu(tmp_path / "broker-1.log", port=port):
             create_topics(bootstrap, topics.values())
             produce_events(bootstrap, topics["inference"], evs[:6000])
+            # started once its topics exist (else it exits 2 naming them), and it outlives
+            # this broker
+            e = running.enter_context(engine(cfg, 0))
             e.wait_ready()
             e.wait_events(6000)
             wait_for(lambda: committed(bootstrap, group, topics["inference"]) == 6000, "commit")
