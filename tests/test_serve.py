@@ -97,23 +97,21 @@ def serve(config: Path, *args: str, **kw: Any) -> subprocess.Popen[str]:
     )
 
 
-def wait_for_lock(state: Path, proc: subprocess.Popen[str], timeout: float = 30) -> None:
-    """Until ``proc`` holds the state directory (the lock file names its pid)."""
-    deadline = time.monotonic() + timeout
-    lock, holder = state / "lock", f"driftline pid {proc.pid}\n"
-    while not (lock.exists() and lock.read_text() == holder):
-        assert proc.poll() is None, proc.communicate()[1][-3000:]
-        assert time.monotonic() < deadline, f"{state} not locked by {proc.pid} after {timeout} s"
-        time.sleep(0.01)
-
-
-def wait_until(done: Callable[[], bool], proc: subprocess.Popen[str], timeout: float = 90) -> None:
+def wait_until(
+    done: Callable[[], bool], proc: subprocess.Popen[str], timeout: float = 90, every: float = 0.2
+) -> None:
     """Until ``done()``, while ``proc`` runs."""
     deadline = time.monotonic() + timeout
     while not done():
         assert proc.poll() is None, (proc.communicate()[1] or "see its log")[-3000:]
         assert time.monotonic() < deadline, f"not done after {timeout} s"
-        time.sleep(0.2)
+        time.sleep(every)
+
+
+def wait_for_lock(state: Path, proc: subprocess.Popen[str], timeout: float = 30) -> None:
+    """Until ``proc`` holds the state directory (the lock file names its pid)."""
+    lock, holder = state / "lock", f"driftline pid {proc.pid}\n"
+    wait_until(lambda: lock.exists() and lock.read_text() == holder, proc, timeout, 0.01)
 
 
 def committed_offsets(broker: str, group: str, topic: str) -> list[int | None]:
